@@ -1,0 +1,1 @@
+"""The admin API: JSON for the platform, on its own listener, behind admin bearer tokens."""

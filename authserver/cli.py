@@ -1,0 +1,231 @@
+"""The ``authserver`` command: serve, migrate, and manage users and applications.
+
+Every command works against ``AUTHSERVER_DATABASE_URL`` or, when it is unset, the embedded
+development database in ``AUTHSERVER_DATA_DIR``. Errors are one line on stderr and a non-zero
+exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+
+from authserver import clients, users
+from authserver.config import ConfigError, Settings
+from authserver.db.migrate import MigrationError, migrate
+from authserver.errors import AuthserverError
+from authserver.resources import Resources, create_pool, open_resources
+from authserver.serialize import client_json, user_json
+
+Command = Callable[[Resources, argparse.Namespace], Awaitable[Any]]
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    try:
+        with _settings(environ, announce=args.command == "serve") as settings:
+            _configure_logging(settings)
+            result: int = args.run(settings, args)
+            return result
+    except ConfigError as exc:
+        print(f"authserver: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except AuthserverError as exc:
+        print(f"authserver: {exc.code}: {exc.description}", file=sys.stderr)
+        return 1
+    except MigrationError as exc:
+        print(f"authserver: migration error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"authserver: cannot use the database: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+@contextmanager
+def _settings(environ: Mapping[str, str], announce: bool) -> Iterator[Settings]:
+    if environ.get("AUTHSERVER_DATABASE_URL", "").strip():
+        yield Settings.from_env(environ)
+        return
+    from authserver.embedded import embedded_settings
+
+    with embedded_settings(environ, announce=announce) as settings:
+        yield settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # oauthlib logs tokens and codes at DEBUG; it never goes below INFO here.
+    level = max(logging.INFO, logging.getLevelName(settings.log_level))
+    logging.getLogger("oauthlib").setLevel(level)
+
+
+# commands
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from authserver.serve import serve
+
+    return 0 if asyncio.run(serve(settings)) else 1
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> list[str]:
+        pool = await create_pool(settings)
+        try:
+            async with pool.acquire() as conn:
+                return await migrate(conn)
+        finally:
+            await pool.close()
+
+    applied = asyncio.run(run())
+    print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+    return 0
+
+
+def _with_resources(command: Command) -> Callable[[Settings, argparse.Namespace], int]:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        async def go() -> Any:
+            async with open_resources(settings) as res:
+                return await command(res, args)
+
+        result = asyncio.run(go())
+        if result is not None:
+            print(json.dumps(result, indent=2))
+        return 0
+
+    return run
+
+
+async def _users_create(res: Resources, args: argparse.Namespace) -> Any:
+    payload: dict[str, Any] = {"login": args.login, "display_name": args.display_name}
+    if args.email is not None:
+        payload["email"] = args.email
+    if args.password_stdin:
+        payload["password"] = sys.stdin.readline().rstrip("\r\n")
+    user, _ = await users.upsert_user(res, args.user_id, payload)
+    return user_json(user)
+
+
+async def _users_delete(res: Resources, args: argparse.Namespace) -> Any:
+    await users.delete_user(res, args.user_id)
+    return None
+
+
+async def _clients_create(res: Resources, args: argparse.Namespace) -> Any:
+    payload: dict[str, Any] = {
+        "name": args.name,
+        "description": args.description,
+        "website": args.website,
+        "type": args.type,
+        "owner_id": args.owner,
+        "password_grant": args.password_grant,
+        "introspection": args.introspection,
+    }
+    if args.redirect_uri:
+        payload["redirect_uris"] = args.redirect_uri
+    registered = await clients.create_client(res, payload)
+    return {**client_json(registered.client), "client_secret": registered.client_secret}
+
+
+async def _clients_list(res: Resources, args: argparse.Namespace) -> Any:
+    found: list[dict[str, Any]] = []
+    after = ""
+    while True:  # every page: an operator listing wants them all
+        page = await clients.list_clients(res, args.owner, after, clients.MAX_PAGE)
+        found.extend(client_json(client) for client in page)
+        if len(page) < clients.MAX_PAGE:
+            return found
+        after = page[-1].client_id
+
+
+async def _clients_show(res: Resources, args: argparse.Namespace) -> Any:
+    return client_json(await clients.get_client(res, args.client_id))
+
+
+async def _clients_rotate(res: Resources, args: argparse.Namespace) -> Any:
+    rotated = await clients.rotate_secret(res, args.client_id)
+    return {
+        "client_id": rotated.client_id,
+        "client_secret": rotated.client_secret,
+        "previous_secret_valid_for": rotated.previous_valid_for,
+    }
+
+
+async def _clients_delete(res: Resources, args: argparse.Namespace) -> Any:
+    await clients.delete_client(res, args.client_id)
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authserver",
+        description="OAuth 2.0 authorization server for Phraseanet. Configured by AUTHSERVER_* "
+        "environment variables; without AUTHSERVER_DATABASE_URL an embedded development "
+        "database in AUTHSERVER_DATA_DIR (default ./.authserver) is used.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the public and admin listeners")
+    serve.set_defaults(run=_serve)
+    migrate_cmd = commands.add_parser("migrate", help="apply pending schema migrations")
+    migrate_cmd.set_defaults(run=_migrate)
+
+    users_cmd = commands.add_parser("users", help="provision users").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = users_cmd.add_parser("create", help="create or replace a user")
+    create.add_argument("user_id", help="the platform's id for the user")
+    create.add_argument("--login", required=True)
+    create.add_argument("--email")
+    create.add_argument("--display-name", default="")
+    create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    create.set_defaults(run=_with_resources(_users_create))
+    delete = users_cmd.add_parser("delete", help="delete a user and all that is theirs")
+    delete.add_argument("user_id")
+    delete.set_defaults(run=_with_resources(_users_delete))
+
+    clients_cmd = commands.add_parser("clients", help="manage applications").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = clients_cmd.add_parser("create", help="register an application")
+    create.add_argument("--owner", required=True, help="user id of the developer")
+    create.add_argument("--name", required=True)
+    create.add_argument("--website", required=True)
+    create.add_argument("--description", default="")
+    create.add_argument("--type", choices=("web", "desktop"), default="web")
+    create.add_argument(
+        "--redirect-uri", action="append", default=[], help="repeat for several callbacks"
+    )
+    create.add_argument("--password-grant", action="store_true")
+    create.add_argument("--introspection", action="store_true")
+    create.set_defaults(run=_with_resources(_clients_create))
+    listing = clients_cmd.add_parser("list", help="list applications")
+    listing.add_argument("--owner", help="only this user's applications")
+    listing.set_defaults(run=_with_resources(_clients_list))
+    for name, command, text in (
+        ("show", _clients_show, "show an application"),
+        ("rotate-secret", _clients_rotate, "issue a new secret (the old one overlaps a while)"),
+        ("delete", _clients_delete, "delete an application and all issued under it"),
+    ):
+        sub = clients_cmd.add_parser(name, help=text)
+        sub.add_argument("client_id")
+        sub.set_defaults(run=_with_resources(command))
+    return parser

@@ -1,0 +1,220 @@
+"""Settings: read once from ``AUTHSERVER_*`` environment variables into a frozen object.
+
+Every value is parsed and checked here, at the edge, so that a bad deployment fails at start-up
+with one line naming the variable instead of at the first request that needs it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+PREFIX = "AUTHSERVER_"
+MIN_KEY_LENGTH = 32  # characters; a shorter server key or admin token is a typo, not a secret
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and says why."""
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    time_cost: int = 3
+    memory_cost: int = 65536  # KiB, i.e. 64 MiB: argon2-cffi's RFC 9106 low-memory profile
+    parallelism: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment.
+
+    ``secret_keys`` and ``admin_tokens`` are kept out of ``repr`` so a logged settings object
+    cannot leak them.
+    """
+
+    database_url: str | None
+    data_dir: Path
+    issuer: str
+    public_addr: Address
+    admin_addr: Address
+    secret_keys: tuple[str, ...] = field(repr=False)  # newest first: the first one signs
+    admin_tokens: tuple[str, ...] = field(repr=False)
+    code_ttl: int = 60  # seconds
+    access_token_ttl: int = 3600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    secret_overlap: int = 24 * 3600  # how long a rotated-out client secret keeps working
+    session_ttl: int = 12 * 3600
+    argon2: Argon2Params = Argon2Params()
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    migrate_on_start: bool = True
+    allow_http_redirects: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping; raise ConfigError on the first bad value."""
+        env = _Env(environ)
+        public_addr = env.get("PUBLIC_ADDR", parse_address, Address("0.0.0.0", 8080))  # noqa: S104
+        database_url = env.get("DATABASE_URL", _parse_database_url, None)
+        return cls(
+            database_url=database_url,
+            data_dir=env.get("DATA_DIR", Path, Path(".authserver")),
+            issuer=env.require("ISSUER", parse_issuer),
+            public_addr=public_addr,
+            admin_addr=env.get("ADMIN_ADDR", parse_address, Address("127.0.0.1", 8081)),
+            secret_keys=env.require("SECRET_KEYS", _parse_key_list),
+            admin_tokens=env.require("ADMIN_TOKENS", _parse_key_list),
+            code_ttl=env.get("CODE_TTL", _duration(1, 600), 60),
+            access_token_ttl=env.get("ACCESS_TOKEN_TTL", _duration(1, 86400), 3600),
+            refresh_token_ttl=env.get("REFRESH_TOKEN_TTL", _duration(60, 366 * 86400), 30 * 86400),
+            secret_overlap=env.get("SECRET_OVERLAP", _duration(0, 90 * 86400), 86400),
+            session_ttl=env.get("SESSION_TTL", _duration(60, 90 * 86400), 12 * 3600),
+            argon2=Argon2Params(
+                time_cost=env.get("ARGON2_TIME_COST", _int(1, 100), 3),
+                memory_cost=env.get("ARGON2_MEMORY_COST", _int(8, 4 * 1024 * 1024), 65536),
+                parallelism=env.get("ARGON2_PARALLELISM", _int(1, 64), 4),
+            ),
+            pool_min_size=env.get("POOL_MIN_SIZE", _int(0, 1000), 2),
+            pool_max_size=env.get("POOL_MAX_SIZE", _int(1, 1000), 10),
+            migrate_on_start=env.get("MIGRATE_ON_START", parse_bool, True),
+            allow_http_redirects=env.get("ALLOW_HTTP_REDIRECTS", parse_bool, False),
+            log_level=env.get("LOG_LEVEL", _parse_log_level, "INFO"),
+        ).checked()
+
+    def checked(self) -> Settings:
+        if self.pool_min_size > self.pool_max_size:
+            raise ConfigError(
+                f"{PREFIX}POOL_MIN_SIZE ({self.pool_min_size}) is larger than "
+                f"{PREFIX}POOL_MAX_SIZE ({self.pool_max_size})"
+            )
+        return self
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, parse: Callable[[str], T], default: T) -> T:
+        raw = self._environ.get(PREFIX + name, "").strip()
+        if not raw:
+            return default
+        return self._parse(name, parse, raw)
+
+    def require(self, name: str, parse: Callable[[str], T]) -> T:
+        raw = self._environ.get(PREFIX + name, "").strip()
+        if not raw:
+            raise ConfigError(f"{PREFIX}{name} is required but not set")
+        return self._parse(name, parse, raw)
+
+    @staticmethod
+    def _parse(name: str, parse: Callable[[str], T], raw: str) -> T:
+        try:
+            return parse(raw)
+        except (ValueError, TypeError) as exc:
+            # The message never repeats the value: it may be a secret.
+            raise ConfigError(f"{PREFIX}{name} is malformed: {exc}") from None
+
+
+def parse_address(raw: str) -> Address:
+    """``host:port`` or ``[ipv6]:port``."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\s\[\]]+):(\d{1,5})", raw)
+    if match is None:
+        raise ValueError("expected host:port")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if match.group(1):
+        ipaddress.IPv6Address(host)
+    if not 0 < port < 65536:
+        raise ValueError("port must be between 1 and 65535")
+    return Address(host, port)
+
+
+def parse_issuer(raw: str) -> str:
+    """RFC 8414 §2: an https URL with no query or fragment (http only for loopback hosts)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("expected an absolute https URL")
+    if parts.query or parts.fragment or "?" in raw or "#" in raw:
+        raise ValueError("the issuer must not have a query or fragment")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ValueError("http is only allowed for localhost; use https")
+    return raw.rstrip("/")
+
+
+def parse_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_duration(raw: str) -> int:
+    """Seconds, optionally with a unit: ``90``, ``90s``, ``15m``, ``12h``, ``30d``."""
+    match = re.fullmatch(r"(\d{1,9})\s*([smhd]?)", raw.lower())
+    if match is None:
+        raise ValueError("expected a duration such as 3600, 60m, 12h or 30d")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    return int(match.group(1)) * unit
+
+
+def _duration(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        return _bounded(parse_duration(raw), low, high, "seconds")
+
+    return parse
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not re.fullmatch(r"\d{1,10}", raw):
+            raise ValueError("expected a whole number")
+        return _bounded(int(raw), low, high, "")
+
+    return parse
+
+
+def _bounded(value: int, low: int, high: int, unit: str) -> int:
+    if not low <= value <= high:
+        raise ValueError(f"must be between {low} and {high}{' ' + unit if unit else ''}")
+    return value
+
+
+def _parse_key_list(raw: str) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in raw.split(","))
+    if any(not key for key in keys):
+        raise ValueError("empty entry in the comma-separated list")
+    if any(len(key) < MIN_KEY_LENGTH for key in keys):
+        raise ValueError(f"every entry must be at least {MIN_KEY_LENGTH} characters")
+    return keys
+
+
+def _parse_database_url(raw: str) -> str:
+    if urlsplit(raw).scheme not in ("postgres", "postgresql"):
+        raise ValueError("expected a postgresql:// URL")
+    return raw
+
+
+def _parse_log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return level

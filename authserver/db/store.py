@@ -1,0 +1,231 @@
+"""The one module that runs SQL: named queries in, typed rows out, asyncpg errors translated.
+
+A ``Store`` wraps either the pool (each call takes a connection for itself) or one connection
+inside a transaction (``async with store.transaction() as tx``), so the same methods serve both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from authserver.db.queries import load_queries
+from authserver.errors import Conflict, NotFound
+from authserver.models import AuthorizedApp, Client, User
+from authserver.security.client_secrets import SecretDigest
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+Executor = asyncpg.Pool | Connection
+
+
+@dataclass(frozen=True)
+class NewToken:
+    digest: bytes
+    kind: str
+    client_id: str
+    user_id: str | None
+    grant_id: int | None
+    scope: str
+    expires_at: datetime | None
+    developer: bool = False
+    family_id: UUID | None = None
+    code_digest: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ClientFields:
+    """The editable columns of a client, as a whole (PATCH merges into this first)."""
+
+    name: str
+    description: str
+    website: str
+    redirect_uris: tuple[str, ...]
+    password_grant: bool
+    introspection: bool
+    active: bool
+
+
+class Store:
+    def __init__(self, executor: Executor, queries: dict[str, str] | None = None) -> None:
+        self._db = executor
+        self._q = queries if queries is not None else load_queries()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Store]:
+        if isinstance(self._db, asyncpg.Pool):
+            async with self._db.acquire() as conn, conn.transaction():
+                yield Store(conn, self._q)
+        else:
+            async with self._db.transaction():
+                yield self
+
+    async def ping(self) -> None:
+        await self._db.fetchval(self._q["ping"])
+
+    # users
+
+    async def upsert_user(
+        self,
+        user_id: str,
+        login: str,
+        email: str | None,
+        display_name: str,
+        password_hash: str | None,
+        keep_password: bool,
+    ) -> tuple[User, bool]:
+        """Create or replace a user; the flag says whether it was created."""
+        try:
+            row = await self._db.fetchrow(
+                self._q["upsert_user"],
+                user_id,
+                login,
+                email,
+                display_name,
+                password_hash,
+                keep_password,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict("another user already has this login") from None
+        assert row is not None
+        return User.from_row(row), bool(row["inserted"])
+
+    async def get_user(self, user_id: str) -> User:
+        row = await self._db.fetchrow(self._q["get_user"], user_id)
+        if row is None:
+            raise NotFound(f"no user with id {user_id!r}")
+        return User.from_row(row)
+
+    async def user_by_login(self, login: str) -> User | None:
+        row = await self._db.fetchrow(self._q["user_by_login"], login)
+        return None if row is None else User.from_row(row)
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._db.execute(self._q["set_password_hash"], user_id, password_hash)
+
+    async def delete_user(self, user_id: str) -> None:
+        if await self._db.fetchval(self._q["delete_user"], user_id) is None:
+            raise NotFound(f"no user with id {user_id!r}")
+
+    # clients
+
+    async def insert_client(
+        self, client_id: str, owner_id: str, client_type: str, fields: ClientFields
+    ) -> Client:
+        try:
+            row = await self._db.fetchrow(
+                self._q["insert_client"],
+                client_id,
+                fields.name,
+                fields.description,
+                fields.website,
+                client_type,
+                list(fields.redirect_uris),
+                owner_id,
+                fields.password_grant,
+                fields.introspection,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise NotFound(f"no user with id {owner_id!r} to own the application") from None
+        except asyncpg.UniqueViolationError:
+            raise Conflict("an application with this client id exists") from None
+        assert row is not None
+        return Client.from_row(row)
+
+    async def get_client(self, client_id: str, *, lock: bool = False) -> Client:
+        row = await self._db.fetchrow(self._q["lock_client" if lock else "get_client"], client_id)
+        if row is None:
+            raise NotFound(f"no application with client id {client_id!r}")
+        return Client.from_row(row)
+
+    async def list_clients(self, owner_id: str | None, after: str, limit: int) -> list[Client]:
+        rows = await self._db.fetch(self._q["list_clients"], owner_id, after, limit)
+        return [Client.from_row(row) for row in rows]
+
+    async def update_client(self, client_id: str, fields: ClientFields) -> Client:
+        row = await self._db.fetchrow(
+            self._q["update_client"],
+            client_id,
+            fields.name,
+            fields.description,
+            fields.website,
+            list(fields.redirect_uris),
+            fields.password_grant,
+            fields.introspection,
+            fields.active,
+        )
+        if row is None:
+            raise NotFound(f"no application with client id {client_id!r}")
+        return Client.from_row(row)
+
+    async def delete_client(self, client_id: str) -> None:
+        if await self._db.fetchval(self._q["delete_client"], client_id) is None:
+            raise NotFound(f"no application with client id {client_id!r}")
+
+    async def insert_client_secret(self, client_id: str, secret: SecretDigest) -> None:
+        await self._db.execute(
+            self._q["insert_client_secret"], client_id, secret.key_id, secret.digest
+        )
+
+    async def retire_client_secrets(self, client_id: str, overlap_seconds: int) -> None:
+        await self._db.execute(self._q["retire_client_secrets"], client_id, float(overlap_seconds))
+
+    async def valid_client_secrets(self, client_id: str) -> list[SecretDigest]:
+        rows = await self._db.fetch(self._q["valid_client_secrets"], client_id)
+        return [SecretDigest(row["key_id"], row["digest"]) for row in rows]
+
+    # grants
+
+    async def ensure_grant(self, user_id: str, client_id: str, scopes: Sequence[str]) -> int:
+        row = await self._db.fetchrow(self._q["ensure_grant"], user_id, client_id, list(scopes))
+        assert row is not None
+        return int(row["grant_id"])
+
+    async def list_user_grants(self, user_id: str) -> list[AuthorizedApp]:
+        rows = await self._db.fetch(self._q["list_user_grants"], user_id)
+        return [AuthorizedApp.from_row(row) for row in rows]
+
+    async def revoke_grant(self, user_id: str, client_id: str) -> None:
+        if await self._db.fetchval(self._q["revoke_grant"], user_id, client_id) is None:
+            raise NotFound(f"user {user_id!r} has no active grant for {client_id!r}")
+
+    # tokens
+
+    async def insert_token(self, token: NewToken) -> None:
+        await self._db.execute(
+            self._q["insert_token"],
+            token.digest,
+            token.kind,
+            token.client_id,
+            token.user_id,
+            token.grant_id,
+            token.family_id,
+            token.code_digest,
+            token.scope,
+            token.developer,
+            token.expires_at,
+        )
+
+    async def delete_developer_tokens(self, grant_id: int) -> None:
+        await self._db.execute(self._q["delete_developer_tokens"], grant_id)
+
+    # audit
+
+    async def audit(
+        self,
+        kind: str,
+        *,
+        client_id: str | None = None,
+        user_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await self._db.execute(
+            self._q["insert_audit_event"], kind, client_id, user_id, json.dumps(detail or {})
+        )

@@ -1,0 +1,1 @@
+"""Keys, tokens, client secrets and user passwords: the pure cryptographic parts."""

@@ -1,0 +1,58 @@
+"""The JSON shape of users, clients and grants, shared by the admin API and the CLI.
+
+Nothing secret is ever part of these shapes: password hashes and secret digests stay inside.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from authserver.models import AuthorizedApp, Client, User
+
+
+def _time(value: datetime) -> str:
+    return value.isoformat()
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "login": user.login,
+        "email": user.email,
+        "display_name": user.display_name,
+        "has_password": user.password_hash is not None,
+        "created_at": _time(user.created_at),
+        "updated_at": _time(user.updated_at),
+    }
+
+
+def client_json(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "description": client.description,
+        "website": client.website,
+        "type": client.client_type,
+        "redirect_uris": list(client.redirect_uris),
+        "owner_id": client.owner_id,
+        "password_grant": client.password_grant,
+        "introspection": client.introspection,
+        "active": client.active,
+        "token_endpoint_auth_method": "none" if client.is_public else "client_secret_basic",
+        "created_at": _time(client.created_at),
+        "updated_at": _time(client.updated_at),
+    }
+
+
+def grant_json(app: AuthorizedApp) -> dict[str, Any]:
+    return {
+        "client_id": app.client_id,
+        "name": app.name,
+        "description": app.description,
+        "website": app.website,
+        "owner_id": app.owner_id,
+        "scopes": list(app.scopes),
+        "created_at": _time(app.created_at),
+        "updated_at": _time(app.updated_at),
+    }

@@ -1,0 +1,1 @@
+"""HTTP pieces both listeners use: JSON errors, bounded bodies, health."""

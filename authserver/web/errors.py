@@ -1,0 +1,74 @@
+"""Every failure becomes a JSON ``{"error", "error_description"}`` with a fitting status.
+
+Starlette's own 404/405 and anything unexpected are turned into the same shape; an unexpected
+exception is logged with its traceback on the server and answered without one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ExceptionHandler
+
+from authserver.errors import AuthserverError
+
+log = logging.getLogger("authserver")
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthserverError)
+    return error_response(exc.status, exc.code, exc.description)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "invalid_request")
+    return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return error_response(
+        503, "temporarily_unavailable", "the database is unavailable", {"Retry-After": "1"}
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "server_error", "an unexpected error occurred")
+
+
+EXCEPTION_HANDLERS: dict[int | type[Exception], ExceptionHandler] = {
+    AuthserverError: _domain_error,
+    HTTPException: _http_error,
+    OSError: _database_down,
+    asyncpg.InterfaceError: _database_down,
+    asyncpg.CannotConnectNowError: _database_down,
+    asyncpg.ConnectionFailureError: _database_down,
+    TimeoutError: _database_down,
+    Exception: _unexpected,
+}

@@ -1,0 +1,50 @@
+-- name: insert_client
+-- Register an application.
+INSERT INTO clients (client_id, name, description, website, client_type, redirect_uris,
+                     owner_id, password_grant, introspection)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING *;
+
+-- name: get_client
+-- One application by client id.
+SELECT * FROM clients WHERE client_id = $1;
+
+-- name: lock_client
+-- One application, locked until the end of the transaction that reads it.
+SELECT * FROM clients WHERE client_id = $1 FOR UPDATE;
+
+-- name: list_clients
+-- Applications, optionally of one owner, in client id order after a cursor.
+SELECT * FROM clients
+WHERE ($1::text IS NULL OR owner_id = $1) AND client_id > $2
+ORDER BY client_id
+LIMIT $3;
+
+-- name: update_client
+-- Replace the editable fields of an application.
+UPDATE clients SET
+    name = $2, description = $3, website = $4, redirect_uris = $5,
+    password_grant = $6, introspection = $7, active = $8, updated_at = now()
+WHERE client_id = $1
+RETURNING *;
+
+-- name: delete_client
+-- Delete an application; foreign keys cascade to its secrets, grants, codes and tokens.
+DELETE FROM clients WHERE client_id = $1 RETURNING client_id;
+
+-- name: insert_client_secret
+-- Store the keyed digest of a new client secret.
+INSERT INTO client_secrets (client_id, key_id, digest) VALUES ($1, $2, $3);
+
+-- name: retire_client_secrets
+-- Start a rotation: the current secret keeps working for $2 seconds, older ones stop now.
+UPDATE client_secrets
+SET expires_at = CASE WHEN expires_at IS NULL
+                      THEN now() + make_interval(secs => $2)
+                      ELSE least(expires_at, now()) END
+WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > now());
+
+-- name: valid_client_secrets
+-- The digests a presented secret may match: the current one and one in its overlap window.
+SELECT key_id, digest FROM client_secrets
+WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > now());

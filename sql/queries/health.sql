@@ -1,0 +1,3 @@
+-- name: ping
+-- The cheapest round trip: is the database there?
+SELECT 1;
