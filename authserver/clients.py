@@ -16,6 +16,7 @@ from authserver.db.store import ClientFields, NewToken
 from authserver.errors import Conflict, InvalidInput
 from authserver.models import Client
 from authserver.resources import Resources
+from authserver.scopes import DEFAULT_SCOPES, to_string
 from authserver.security.client_secrets import generate_client_secret
 from authserver.security.tokens import TokenKind, token_digest
 from authserver.validation import (
@@ -159,7 +160,7 @@ async def issue_developer_token(res: Resources, client_id: str) -> DeveloperToke
     token = res.tokens.mint(TokenKind.ACCESS)
     async with res.store.transaction() as tx:
         client = await tx.get_client(client_id, lock=True)
-        grant_id = await tx.ensure_grant(client.owner_id, client_id, ())
+        grant_id = await tx.ensure_grant(client.owner_id, client_id, DEFAULT_SCOPES)
         await tx.delete_developer_tokens(grant_id)
         await tx.insert_token(
             NewToken(
@@ -168,8 +169,8 @@ async def issue_developer_token(res: Resources, client_id: str) -> DeveloperToke
                 client_id=client_id,
                 user_id=client.owner_id,
                 grant_id=grant_id,
-                scope="",
-                expires_at=None,
+                scope=to_string(DEFAULT_SCOPES),
+                expires_in=None,
                 developer=True,
             )
         )
@@ -179,7 +180,7 @@ async def issue_developer_token(res: Resources, client_id: str) -> DeveloperToke
             user_id=client.owner_id,
             detail={"grant_type": "developer"},
         )
-    return DeveloperToken(client_id, token, "")
+    return DeveloperToken(client_id, token, to_string(DEFAULT_SCOPES))
 
 
 def _redirect_uris(res: Resources, client_type: str, uris: list[str] | None) -> tuple[str, ...]:

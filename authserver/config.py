@@ -65,6 +65,7 @@ class Settings:
     pool_max_size: int = 10
     migrate_on_start: bool = True
     allow_http_redirects: bool = False
+    pkce_required_for_all: bool = True  # RFC 9700 §2.1.1; false: only public clients need it
     log_level: str = "INFO"
 
     @classmethod
@@ -95,6 +96,7 @@ class Settings:
             pool_max_size=env.get("POOL_MAX_SIZE", _int(1, 1000), 10),
             migrate_on_start=env.get("MIGRATE_ON_START", parse_bool, True),
             allow_http_redirects=env.get("ALLOW_HTTP_REDIRECTS", parse_bool, False),
+            pkce_required_for_all=env.get("PKCE_REQUIRED_FOR_ALL", parse_bool, True),
             log_level=env.get("LOG_LEVEL", _parse_log_level, "INFO"),
         ).checked()
 
@@ -140,7 +142,11 @@ def parse_address(raw: str) -> Address:
     host = match.group(1) or match.group(3)
     port = int(match.group(2) or match.group(4))
     if match.group(1):
-        ipaddress.IPv6Address(host)
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            # ipaddress's own message quotes the address; ours must not repeat the value.
+            raise ValueError("malformed IPv6 address in brackets") from None
     if not 0 < port < 65536:
         raise ValueError("port must be between 1 and 65535")
     return Address(host, port)

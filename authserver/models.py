@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+from uuid import UUID
 
 from asyncpg import Record
 
@@ -97,3 +98,53 @@ class AuthorizedApp:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
+
+
+@dataclass(frozen=True)
+class CodeRow:
+    """An authorization code as the token endpoint sees it."""
+
+    digest: bytes
+    client_id: str
+    user_id: str
+    grant_id: int
+    redirect_uri: str | None
+    scope: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+    consumed: bool
+    live: bool  # within its lifetime, by the database clock
+
+    @classmethod
+    def from_row(cls, row: Record) -> CodeRow:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A stored token, with what introspection answers and what refresh checks."""
+
+    digest: bytes
+    kind: str  # "access" | "refresh"
+    client_id: str
+    user_id: str | None
+    grant_id: int | None
+    family_id: UUID | None
+    scope: str
+    developer: bool
+    created_at: datetime
+    expires_at: datetime | None
+    username: str | None
+    consumed: bool
+    revoked: bool
+    live: bool  # unexpired by the database clock
+    client_active: bool
+
+    @property
+    def active(self) -> bool:
+        """RFC 7662 §2.2 "active": usable right now."""
+        return self.live and not self.revoked and not self.consumed and self.client_active
+
+    @classmethod
+    def from_row(cls, row: Record) -> TokenRow:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})

@@ -17,6 +17,7 @@ import asyncpg
 from authserver.config import Settings
 from authserver.db.migrate import migrate
 from authserver.db.store import Store
+from authserver.oauth.server import OAuthEndpoints, build_endpoints
 from authserver.security.client_secrets import SecretHasher
 from authserver.security.keys import Keyring
 from authserver.security.passwords import Passwords
@@ -32,6 +33,7 @@ class Resources:
     secrets: SecretHasher
     tokens: TokenCodec
     passwords: Passwords
+    oauth: OAuthEndpoints
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
@@ -56,12 +58,14 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
         keyring = Keyring(settings.secret_keys)
+        codec = TokenCodec(keyring)
         yield Resources(
             settings=settings,
             store=Store(pool),
             secrets=SecretHasher(keyring),
-            tokens=TokenCodec(keyring),
+            tokens=codec,
             passwords=Passwords(settings.argon2),
+            oauth=build_endpoints(settings, codec),
         )
     finally:
         await pool.close()

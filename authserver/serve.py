@@ -63,6 +63,10 @@ async def serve(settings: Settings) -> bool:
     async def run(server: _Server) -> None:
         try:
             await server.serve()
+        except SystemExit:
+            # uvicorn logs a failed bind and calls sys.exit() inside the event loop; let it
+            # count as "did not start" (exit status 1) instead of tearing the loop down.
+            pass
         finally:
             stop()  # one listener down (failed start-up, signal) takes the other with it
 

@@ -80,6 +80,8 @@ def check_redirect_uri(uri: str, client_type: str, allow_http: bool) -> str:
             "127.0.0.1 and [::1] of desktop applications)"
         )
     if client_type == "desktop" and _PRIVATE_SCHEME.fullmatch(parts.scheme):
+        if "@" in parts.netloc:
+            raise InvalidInput(f"{field} must not contain user information")
         return uri
     raise InvalidInput(f"{field} must use https")
 

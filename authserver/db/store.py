@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from authserver.db.queries import load_queries
 from authserver.errors import Conflict, NotFound
-from authserver.models import AuthorizedApp, Client, User
+from authserver.models import AuthorizedApp, Client, CodeRow, TokenRow, User
 from authserver.security.client_secrets import SecretDigest
 
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -34,7 +33,7 @@ class NewToken:
     user_id: str | None
     grant_id: int | None
     scope: str
-    expires_at: datetime | None
+    expires_in: int | None  # seconds from now by the database clock; None never expires
     developer: bool = False
     family_id: UUID | None = None
     code_digest: bytes | None = None
@@ -210,11 +209,52 @@ class Store:
             token.code_digest,
             token.scope,
             token.developer,
-            token.expires_at,
+            None if token.expires_in is None else float(token.expires_in),
         )
 
     async def delete_developer_tokens(self, grant_id: int) -> None:
         await self._db.execute(self._q["delete_developer_tokens"], grant_id)
+
+    # OAuth flows
+
+    async def client_for_auth(self, client_id: str) -> tuple[Client, list[SecretDigest]] | None:
+        """A client and its valid secret digests, or None if there is no such client."""
+        row = await self._db.fetchrow(self._q["client_for_auth"], client_id)
+        if row is None:
+            return None
+        digests = [
+            SecretDigest(key_id, digest)
+            for key_id, digest in zip(row["secret_key_ids"], row["secret_digests"], strict=True)
+        ]
+        return Client.from_row(row), digests
+
+    async def code_by_digest(self, digest: bytes) -> CodeRow | None:
+        row = await self._db.fetchrow(self._q["code_by_digest"], digest)
+        return None if row is None else CodeRow.from_row(row)
+
+    async def token_by_digest(self, digest: bytes) -> TokenRow | None:
+        row = await self._db.fetchrow(self._q["token_by_digest"], digest)
+        return None if row is None else TokenRow.from_row(row)
+
+    async def claim_code(self, digest: bytes) -> bool:
+        """Consume a code; False when another request (or an earlier one) already did."""
+        return await self._db.fetchval(self._q["claim_code"], digest) is not None
+
+    async def claim_refresh_token(self, digest: bytes) -> bool:
+        """Rotate a refresh token out; False when it was already used or revoked."""
+        row = await self._db.fetchrow(self._q["claim_refresh_token"], digest)
+        return row is not None
+
+    async def revoke_family(self, family_id: UUID) -> None:
+        await self._db.execute(self._q["revoke_family"], family_id)
+
+    async def revoke_code_families(self, code_digest: bytes) -> None:
+        await self._db.execute(self._q["revoke_code_families"], code_digest)
+
+    async def revoke_token(self, digest: bytes, client_id: str) -> tuple[str, UUID | None] | None:
+        """Revoke a client's own token; its kind and family, or None if nothing was revoked."""
+        row = await self._db.fetchrow(self._q["revoke_token"], digest, client_id)
+        return None if row is None else (row["kind"], row["family_id"])
 
     # audit
 

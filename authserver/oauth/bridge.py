@@ -1,0 +1,282 @@
+"""The one place where async meets sync: load → decide → store.
+
+- *load* (async): from the raw request, work out the client, the grant and the keys, and fetch
+  those rows; verify a user's password off the event loop.
+- *decide* (sync): run oauthlib over a validator that reads only that state and records write
+  intents. No I/O happens here.
+- *store* (async): apply the intents in one transaction. Single-use things are claimed with
+  conditional writes; a lost claim turns the answer into ``invalid_grant``, and nothing is sent
+  before the store succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authserver.db.store import NewToken, Store
+from authserver.oauth.flow import (
+    Audit,
+    ClaimCode,
+    Endpoint,
+    Flow,
+    Intent,
+    IssueTokens,
+    Rehash,
+    RevokeCodeFamilies,
+    RevokeFamily,
+    RevokeToken,
+    active,
+)
+from authserver.oauth.params import (
+    BadRequest,
+    ClientCredentials,
+    ClientMismatch,
+    client_credentials,
+    encode_form,
+    parse_form,
+)
+from authserver.oauth.responses import oauth_error, oauth_response
+from authserver.resources import Resources
+from authserver.security.tokens import TokenKind, token_digest
+from authserver.validation import CLIENT_ID
+from authserver.web.body import read_body
+
+log = logging.getLogger("authserver.oauth")
+
+MAX_BODY = 16 * 1024  # bytes; an OAuth form is a few hundred
+FORM = "application/x-www-form-urlencoded"
+
+Triple = tuple[dict[str, str], str, int]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    params: dict[str, str]
+    credentials: ClientCredentials
+
+
+async def handle(res: Resources, request: Request, endpoint: Endpoint) -> Response:
+    """Serve one POST to the token, revocation or introspection endpoint."""
+    try:
+        parsed = await _parse(request)
+    except BadRequest as exc:
+        return oauth_error(400, "invalid_request", exc.description)
+    except ClientMismatch:
+        return oauth_error(
+            401, "invalid_client", "client_id does not match the authenticated client"
+        )
+    flow = Flow(endpoint, parsed.credentials)
+    await _load(res, flow, parsed.params)
+    headers, body, status = decide(res, flow, parsed.params)
+    if flow.intents and not await _store(res, flow):
+        return oauth_error(400, "invalid_grant", "the grant has already been used")
+    return oauth_response(headers, body, status)
+
+
+# load
+
+
+async def _parse(request: Request) -> Parsed:
+    if request.url.query:
+        raise BadRequest("URL query parameters are not allowed")
+    content_type = request.headers.get("content-type", "")
+    media_type, _, options = content_type.partition(";")
+    charset = options.strip().lower()
+    if media_type.strip().lower() != FORM or charset not in ("", "charset=utf-8"):
+        raise BadRequest(f"the body must be {FORM} (UTF-8)")
+    try:
+        body = await read_body(request, MAX_BODY)
+    except HTTPException:
+        raise BadRequest(f"the body must be at most {MAX_BODY} bytes") from None
+    params = parse_form(body)
+    return Parsed(params, client_credentials(request.headers.get("authorization"), params))
+
+
+async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
+    store, codec = res.store, res.tokens
+    client_id = flow.credentials.client_id
+    if client_id is not None and CLIENT_ID.fullmatch(client_id):
+        loaded = await store.client_for_auth(client_id)
+        if loaded is not None:
+            flow.client, digests = loaded
+            secret = flow.credentials.secret
+            flow.client_authenticated = secret is not None and res.secrets.verify(secret, digests)
+    if flow.endpoint != "token":
+        token = params.get("token")
+        if token is not None and codec.kind_of(token) in (TokenKind.ACCESS, TokenKind.REFRESH):
+            flow.token = await store.token_by_digest(token_digest(token))
+        return
+    grant_type = params.get("grant_type")
+    if grant_type == "authorization_code":
+        code = params.get("code")
+        if code is not None and codec.kind_of(code) is TokenKind.CODE:
+            flow.code = await store.code_by_digest(token_digest(code))
+    elif grant_type == "refresh_token":
+        refresh = params.get("refresh_token")
+        if refresh is not None and codec.kind_of(refresh) is TokenKind.REFRESH:
+            flow.token = await store.token_by_digest(token_digest(refresh))
+    elif grant_type == "password":
+        await _load_user(res, flow, params)
+
+
+async def _load_user(res: Resources, flow: Flow, params: dict[str, str]) -> None:
+    client = flow.client
+    trusted = client is not None and (flow.client_authenticated or client.is_public)
+    username, password = params.get("username"), params.get("password")
+    if not trusted or client is None or not client.password_grant or not username or not password:
+        return  # oauthlib refuses the request before it asks about the user: no argon2 spent
+    user = await res.store.user_by_login(username)
+    # Unknown users are verified against a dummy hash: the answer takes as long either way.
+    verified = await res.passwords.verify(user.password_hash if user else None, password)
+    flow.user = user
+    flow.password_ok = verified.ok
+    flow.new_password_hash = verified.new_hash
+
+
+# decide
+
+
+def decide(res: Resources, flow: Flow, params: dict[str, str]) -> Triple:
+    """Run oauthlib over the loaded flow; synchronous, no I/O."""
+    endpoints = res.oauth
+    call: Callable[..., Triple]
+    if flow.endpoint == "token":
+        call, path = endpoints.token.create_token_response, "/oauth2/token"
+    elif flow.endpoint == "revoke":
+        call, path = endpoints.revocation.create_revocation_response, "/oauth2/revoke"
+    else:
+        call, path = endpoints.introspection.create_introspect_response, "/oauth2/introspect"
+    uri = res.settings.issuer + path
+    # Only the parsed, deduplicated parameters reach oauthlib, and no credentials in headers.
+    headers = {"Content-Type": FORM}
+    with active(flow):
+        try:
+            return call(uri, "POST", encode_form(params), headers)
+        except OAuth2Error as exc:
+            return dict(exc.headers or {}), exc.json, exc.status_code
+        except ValueError:
+            return {}, _error_json("invalid_request", "the request could not be parsed"), 400
+        except NotImplementedError:
+            log.exception("the validator broke oauthlib's contract")
+            return {}, _error_json("server_error", "an unexpected error occurred"), 500
+
+
+def _error_json(error: str, description: str) -> str:
+    return json.dumps({"error": error, "error_description": description})
+
+
+# store
+
+
+class _ClaimLost(Exception):
+    def __init__(self, revoke: RevokeCodeFamilies | RevokeFamily, audit: Audit) -> None:
+        super().__init__(audit.kind)
+        self.revoke = revoke
+        self.audit = audit
+
+
+async def _store(res: Resources, flow: Flow) -> bool:
+    """Apply the flow's intents in one transaction; False when a single-use claim was lost."""
+    try:
+        async with res.store.transaction() as tx:
+            await _apply(res, tx, flow)
+        return True
+    except _ClaimLost as lost:
+        # Someone else redeemed it first: what was issued from it can no longer be trusted.
+        async with res.store.transaction() as tx:
+            await _revoke(tx, lost.revoke)
+            await tx.audit(
+                lost.audit.kind,
+                client_id=lost.audit.client_id,
+                user_id=lost.audit.user_id,
+                detail=lost.audit.detail,
+            )
+        return False
+
+
+async def _apply(res: Resources, tx: Store, flow: Flow) -> None:
+    client_id = flow.client.client_id if flow.client is not None else None
+    # Claims first: if one is lost, nothing else of this request may be written.
+    for intent in flow.intents:
+        await _claim(tx, intent, client_id)
+    for intent in flow.intents:
+        if isinstance(intent, IssueTokens):
+            assert client_id is not None
+            await _issue(res, tx, client_id, intent)
+        elif isinstance(intent, (RevokeCodeFamilies, RevokeFamily)):
+            await _revoke(tx, intent)
+        elif isinstance(intent, RevokeToken):
+            revoked = await tx.revoke_token(intent.digest, intent.client_id)
+            if revoked is not None and revoked[0] == "refresh" and revoked[1] is not None:
+                # RFC 7009 §2.1: revoking a refresh token revokes the access tokens it begot.
+                await tx.revoke_family(revoked[1])
+        elif isinstance(intent, Rehash):
+            await tx.set_password_hash(intent.user_id, intent.password_hash)
+        elif isinstance(intent, Audit):
+            await tx.audit(
+                intent.kind,
+                client_id=intent.client_id,
+                user_id=intent.user_id,
+                detail=intent.detail,
+            )
+
+
+async def _claim(tx: Store, intent: Intent, client_id: str | None) -> None:
+    if isinstance(intent, ClaimCode):
+        if not await tx.claim_code(intent.digest):
+            raise _ClaimLost(
+                RevokeCodeFamilies(intent.digest), Audit("code.replay_detected", client_id)
+            )
+    elif isinstance(intent, IssueTokens) and intent.rotated_from is not None:
+        claimed = await tx.claim_refresh_token(intent.rotated_from)
+        if not claimed:
+            assert intent.family_id is not None  # refresh tokens always belong to a family
+            raise _ClaimLost(
+                RevokeFamily(intent.family_id),
+                Audit("refresh.reuse_detected", client_id, intent.user_id),
+            )
+
+
+async def _issue(res: Resources, tx: Store, client_id: str, intent: IssueTokens) -> None:
+    settings = res.settings
+    grant_id = intent.grant_id
+    if intent.user_id is not None and grant_id is None:
+        # The password grant never shows a consent page; it still leaves a grant the user can
+        # see and revoke among their authorized apps.
+        grant_id = await tx.ensure_grant(intent.user_id, client_id, intent.scope.split())
+    access = NewToken(
+        digest=token_digest(intent.access_token),
+        kind="access",
+        client_id=client_id,
+        user_id=intent.user_id,
+        grant_id=grant_id,
+        scope=intent.scope,
+        expires_in=settings.access_token_ttl,
+        family_id=intent.family_id,
+        code_digest=intent.code_digest,
+    )
+    await tx.insert_token(access)
+    if intent.refresh_token is not None:
+        await tx.insert_token(
+            replace(
+                access,
+                digest=token_digest(intent.refresh_token),
+                kind="refresh",
+                expires_in=settings.refresh_token_ttl,
+            )
+        )
+
+
+async def _revoke(tx: Store, intent: RevokeCodeFamilies | RevokeFamily) -> None:
+    if isinstance(intent, RevokeFamily):
+        await tx.revoke_family(intent.family_id)
+    else:
+        await tx.revoke_code_families(intent.code_digest)

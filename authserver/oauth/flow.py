@@ -1,0 +1,108 @@
+"""One request's OAuth state: what the load phase fetched and what the decide phase wants written.
+
+The validator reads a ``Flow`` and appends intents to it; it never touches the database. The
+flow reaches the validator through a context variable rather than through oauthlib's request
+object, whose attributes a caller can pre-set with body parameters (``client=…``, ``user=…``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+from authserver.models import Client, CodeRow, TokenRow, User
+from authserver.oauth.params import ClientCredentials
+
+Endpoint = Literal["token", "revoke", "introspect"]
+
+
+@dataclass(frozen=True)
+class IssueTokens:
+    grant_type: str
+    access_token: str
+    refresh_token: str | None
+    scope: str
+    user_id: str | None
+    grant_id: int | None  # None with a user: the password grant creates or reuses the grant
+    family_id: UUID | None
+    code_digest: bytes | None = None  # the code being redeemed, if any
+    rotated_from: bytes | None = None  # the refresh token being rotated out, if any
+
+
+@dataclass(frozen=True)
+class ClaimCode:
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class RevokeFamily:
+    """Refresh-token reuse: everything descended from that authorization dies."""
+
+    family_id: UUID
+
+
+@dataclass(frozen=True)
+class RevokeCodeFamilies:
+    """Code replay: what the first redemption issued dies (RFC 6749 §4.1.2)."""
+
+    code_digest: bytes
+
+
+@dataclass(frozen=True)
+class RevokeToken:
+    digest: bytes
+    client_id: str
+
+
+@dataclass(frozen=True)
+class Rehash:
+    user_id: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Audit:
+    kind: str
+    client_id: str | None = None
+    user_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+Intent = IssueTokens | ClaimCode | RevokeFamily | RevokeCodeFamilies | RevokeToken | Rehash | Audit
+
+
+@dataclass
+class Flow:
+    endpoint: Endpoint
+    credentials: ClientCredentials
+    client: Client | None = None
+    client_authenticated: bool = False  # a confidential client proved its secret
+    code: CodeRow | None = None
+    token: TokenRow | None = None  # the refresh token presented, or the revoked/introspected one
+    user: User | None = None  # password grant: the user named, if any
+    password_ok: bool = False
+    new_password_hash: str | None = None
+    intents: list[Intent] = field(default_factory=list)
+
+    def record(self, intent: Intent) -> None:
+        self.intents.append(intent)
+
+
+_current: ContextVar[Flow] = ContextVar("authserver_oauth_flow")
+
+
+def current() -> Flow:
+    return _current.get()
+
+
+@contextmanager
+def active(flow: Flow) -> Iterator[Flow]:
+    token = _current.set(flow)
+    try:
+        yield flow
+    finally:
+        _current.reset(token)

@@ -1,0 +1,312 @@
+"""oauthlib's ``RequestValidator``, answered from the request's ``Flow`` and nothing else.
+
+Every method is synchronous and pure: it reads what the load phase put in the flow and records
+write intents for the store phase. Checks oauthlib leaves to us are made here and cite the
+clause they enforce.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import uuid
+from typing import Any
+
+from oauthlib.common import Request
+from oauthlib.oauth2 import RequestValidator
+
+from authserver import scopes as scope_names
+from authserver.models import Client, TokenRow
+from authserver.oauth.flow import (
+    Audit,
+    ClaimCode,
+    Flow,
+    IssueTokens,
+    Rehash,
+    RevokeCodeFamilies,
+    RevokeFamily,
+    RevokeToken,
+    current,
+)
+from authserver.security.tokens import token_digest
+
+# RFC 7636 §4.1: 43 to 128 characters of [A-Z] [a-z] [0-9] "-" "." "_" "~".
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+# Stands in for "no redirect_uri": oauthlib needs a non-empty default to go on to
+# confirm_redirect_uri, which then insists the code was issued without one too.
+_NO_REDIRECT_URI = "urn:authserver:no-redirect-uri"
+
+
+class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
+    def __init__(self, issuer: str, pkce_required_for_all: bool) -> None:
+        super().__init__()
+        self._issuer = issuer
+        self._pkce_for_all = pkce_required_for_all
+
+    # Client authentication (RFC 6749 §2.3, §3.2.1)
+
+    def client_authentication_required(self, request: Request, *args: Any, **kw: Any) -> bool:
+        flow = current()
+        if flow.endpoint == "introspect" or flow.credentials.method != "none":
+            # Introspection is for trusted resource servers only: a public client must not
+            # fall through to authenticate_client_id and read any token (oauthlib trap).
+            return True
+        return flow.client is None or not flow.client.is_public
+
+    def authenticate_client(self, request: Request, *args: Any, **kw: Any) -> bool:
+        flow = current()
+        client = flow.client
+        ok = client is not None and client.active and flow.client_authenticated
+        if ok and flow.endpoint == "introspect":
+            ok = client is not None and client.introspection
+        if not ok:
+            _audit_failure(flow)
+            return False
+        request.client = client
+        return True
+
+    def authenticate_client_id(self, client_id: str, request: Request, *a: Any, **kw: Any) -> bool:
+        flow = current()
+        client = flow.client
+        if client is None or not client.active or not client.is_public or client_id is None:
+            _audit_failure(flow)
+            return False
+        request.client = client
+        return client.client_id == client_id
+
+    def validate_grant_type(
+        self, client_id: str, grant_type: str, client: Client, request: Request, *a: Any, **kw: Any
+    ) -> bool:
+        if grant_type == "client_credentials":
+            return not client.is_public  # RFC 6749 §4.4: confidential clients only
+        if grant_type == "password":
+            return client.password_grant  # the app's owner must have enabled it
+        return grant_type in ("authorization_code", "refresh_token")
+
+    # Scopes
+
+    def get_default_scopes(self, client_id: str, request: Request, *a: Any, **kw: Any) -> list[str]:
+        return list(scope_names.DEFAULT_SCOPES)
+
+    def validate_scopes(
+        self,
+        client_id: str,
+        scopes: list[str],
+        client: Client,
+        request: Request,
+        *a: Any,
+        **kw: Any,
+    ) -> bool:
+        return bool(scopes) and scope_names.known(scopes)
+
+    # Authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6)
+
+    def validate_code(
+        self, client_id: str, code: str, client: Client, request: Request, *a: Any, **kw: Any
+    ) -> bool:
+        flow = current()
+        row = flow.code
+        if row is None or row.digest != token_digest(code) or row.client_id != client.client_id:
+            return False
+        if row.consumed:
+            # RFC 6749 §4.1.2: a code used twice revokes what it issued.
+            flow.record(RevokeCodeFamilies(row.digest))
+            flow.record(Audit("code.replay_detected", client.client_id, row.user_id))
+            return False
+        if not row.live:
+            return False
+        verifier = request.code_verifier
+        if verifier is not None and not _VERIFIER.fullmatch(verifier):
+            return False
+        if row.code_challenge is None and verifier is not None:
+            return False  # RFC 9700 §4.8.2: no challenge at authorize, no verifier now (downgrade)
+        request.scopes = list(scope_names.from_string(row.scope))
+        return True
+
+    def is_pkce_required(self, client_id: str, request: Request, *a: Any, **kw: Any) -> bool:
+        client = current().client
+        return self._pkce_for_all or client is None or client.is_public
+
+    def get_code_challenge(self, code: str, request: Request, *a: Any, **kw: Any) -> str | None:
+        row = current().code
+        return None if row is None else row.code_challenge
+
+    def get_code_challenge_method(self, code: str, request: Request, *a: Any, **kw: Any) -> str:
+        return "S256"  # the only method ever stored (RFC 9700 §2.1.1; a column check)
+
+    def get_default_redirect_uri(self, client_id: str, request: Request, *a: Any, **kw: Any) -> str:
+        return _NO_REDIRECT_URI
+
+    def confirm_redirect_uri(
+        self,
+        client_id: str,
+        code: str,
+        redirect_uri: str,
+        client: Client,
+        request: Request,
+        *a: Any,
+        **kw: Any,
+    ) -> bool:
+        """RFC 6749 §4.1.3: the same redirect_uri as the authorization request, or none if it
+        had none."""
+        row = current().code
+        if row is None:
+            return False
+        if request.using_default_redirect_uri:
+            return row.redirect_uri is None
+        return row.redirect_uri is not None and redirect_uri == row.redirect_uri
+
+    def invalidate_authorization_code(
+        self, client_id: str, code: str, request: Request, *a: Any, **kw: Any
+    ) -> None:
+        row = current().code
+        assert row is not None  # validate_code accepted it
+        current().record(ClaimCode(row.digest))
+
+    # Password grant (RFC 6749 §4.3.2)
+
+    def validate_user(
+        self,
+        username: str,
+        password: str,
+        client: Client,
+        request: Request,
+        *a: Any,
+        **kw: Any,
+    ) -> bool:
+        flow = current()
+        if flow.user is None or not flow.password_ok:
+            flow.record(Audit("login.failed", client.client_id, None, {"via": "password_grant"}))
+            return False
+        if flow.new_password_hash is not None:
+            flow.record(Rehash(flow.user.user_id, flow.new_password_hash))
+        request.user = flow.user.user_id
+        return True
+
+    # Refresh grant (RFC 6749 §6, RFC 9700 §4.14.2)
+
+    def validate_refresh_token(
+        self, refresh_token: str, client: Client, request: Request, *a: Any, **kw: Any
+    ) -> bool:
+        flow = current()
+        row = flow.token
+        if (
+            row is None
+            or row.kind != "refresh"
+            or row.digest != token_digest(refresh_token)
+            or row.client_id != client.client_id
+        ):
+            return False
+        if row.consumed and row.family_id is not None and not row.revoked:
+            # A rotated-out token came back: someone holds a copy. Kill the whole family.
+            flow.record(RevokeFamily(row.family_id))
+            flow.record(Audit("refresh.reuse_detected", client.client_id, row.user_id))
+            return False
+        return row.active
+
+    def get_original_scopes(
+        self, refresh_token: str, request: Request, *a: Any, **kw: Any
+    ) -> list[str]:
+        row = current().token
+        return [] if row is None else list(scope_names.from_string(row.scope))
+
+    def rotate_refresh_token(self, request: Request) -> bool:
+        return True
+
+    # Issuing
+
+    def save_bearer_token(
+        self, token: dict[str, Any], request: Request, *a: Any, **kw: Any
+    ) -> None:
+        flow = current()
+        grant_type = request.grant_type
+        scope = scope_names.to_string(str(token.get("scope", "")).split())
+        common = {
+            "grant_type": grant_type,
+            "access_token": token["access_token"],
+            "refresh_token": token.get("refresh_token"),
+            "scope": scope,
+        }
+        if grant_type == "authorization_code" and flow.code is not None:
+            code = flow.code
+            intent = IssueTokens(
+                **common,
+                user_id=code.user_id,
+                grant_id=code.grant_id,
+                family_id=uuid.uuid4(),
+                code_digest=code.digest,
+            )
+        elif grant_type == "refresh_token" and flow.token is not None:
+            old = flow.token
+            intent = IssueTokens(
+                **common,
+                user_id=old.user_id,
+                grant_id=old.grant_id,
+                family_id=old.family_id or uuid.uuid4(),
+                rotated_from=old.digest,
+            )
+        elif grant_type == "password" and flow.user is not None:
+            intent = IssueTokens(
+                **common, user_id=flow.user.user_id, grant_id=None, family_id=uuid.uuid4()
+            )
+        else:
+            intent = IssueTokens(**common, user_id=None, grant_id=None, family_id=None)
+        flow.record(intent)
+        client_id = flow.client.client_id if flow.client else None
+        flow.record(Audit("token.issued", client_id, intent.user_id, {"grant_type": grant_type}))
+
+    # Revocation (RFC 7009 §2.1) and introspection (RFC 7662 §2.2)
+
+    def revoke_token(
+        self, token: str, token_type_hint: str | None, request: Request, *a: Any, **kw: Any
+    ) -> None:
+        flow = current()
+        row = flow.token
+        mine = row is not None and row.client_id == request.client.client_id
+        # Another client's token: answer 200 and do nothing (RFC 7009 §2.1, §2.2).
+        if row is not None and mine and row.digest == token_digest(token):
+            flow.record(RevokeToken(row.digest, row.client_id))
+            flow.record(Audit("token.revoked", row.client_id, row.user_id, {"kind": row.kind}))
+
+    def introspect_token(
+        self, token: str, token_type_hint: str | None, request: Request, *a: Any, **kw: Any
+    ) -> dict[str, Any] | None:
+        row = current().token
+        if row is None or row.digest != token_digest(token):
+            return None
+        return introspection_claims(row, self._issuer)
+
+
+def introspection_claims(row: TokenRow, issuer: str) -> dict[str, Any] | None:
+    """RFC 7662 §2.2 members for an active token; None when it is not active."""
+    if not row.active:
+        return None
+    claims: dict[str, Any] = {
+        "scope": row.scope,
+        "client_id": row.client_id,
+        "token_type": "Bearer" if row.kind == "access" else "refresh_token",
+        "iat": int(row.created_at.timestamp()),
+        "iss": issuer,
+    }
+    if row.expires_at is not None:
+        claims["exp"] = int(row.expires_at.timestamp())
+    if row.user_id is not None:
+        claims["sub"] = row.user_id
+        claims["username"] = row.username
+    return claims
+
+
+def _audit_failure(flow: Flow) -> None:
+    client_id = flow.client.client_id if flow.client is not None else None
+    flow.record(Audit("client.auth_failed", client_id, None, {"method": flow.credentials.method}))
+
+
+def assert_synchronous(validator: RequestValidator) -> None:
+    """Refuse to start with an ``async def`` validator method.
+
+    oauthlib would call it and get a coroutine, which is truthy: every check it stands for would
+    silently pass.
+    """
+    for name in dir(validator):
+        if inspect.iscoroutinefunction(getattr(validator, name, None)):
+            raise TypeError(f"validator method {name} is a coroutine function")
