@@ -48,7 +48,7 @@ class Settings:
     cannot leak them.
     """
 
-    database_url: str | None
+    database_url: str | None = field(repr=False)  # may carry a password
     data_dir: Path
     issuer: str
     public_addr: Address
@@ -136,7 +136,7 @@ class _Env:
 
 def parse_address(raw: str) -> Address:
     """``host:port`` or ``[ipv6]:port``."""
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\s\[\]]+):(\d{1,5})", raw)
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})|([^:\s\[\]]+):([0-9]{1,5})", raw)
     if match is None:
         raise ValueError("expected host:port")
     host = match.group(1) or match.group(3)
@@ -175,7 +175,7 @@ def parse_bool(raw: str) -> bool:
 
 def parse_duration(raw: str) -> int:
     """Seconds, optionally with a unit: ``90``, ``90s``, ``15m``, ``12h``, ``30d``."""
-    match = re.fullmatch(r"(\d{1,9})\s*([smhd]?)", raw.lower())
+    match = re.fullmatch(r"([0-9]{1,9})\s*([smhd]?)", raw.lower())
     if match is None:
         raise ValueError("expected a duration such as 3600, 60m, 12h or 30d")
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
@@ -191,7 +191,7 @@ def _duration(low: int, high: int) -> Callable[[str], int]:
 
 def _int(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
-        if not re.fullmatch(r"\d{1,10}", raw):
+        if not re.fullmatch(r"[0-9]{1,10}", raw):
             raise ValueError("expected a whole number")
         return _bounded(int(raw), low, high, "")
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from authserver.errors import InvalidInput
+from authserver.oauth.params import BadRequest, parse_form
 from authserver.resources import Resources
 from authserver.validation import parse_json_object
 from authserver.web.body import read_body, require_media_type
@@ -24,6 +25,34 @@ def resources(request: Request) -> Resources:
 async def json_body(request: Request) -> dict[str, Any]:
     require_media_type(request, "application/json")
     return parse_json_object(await read_body(request, MAX_BODY))
+
+
+async def form_or_json_body(request: Request) -> dict[str, Any]:
+    """A JSON object, or an RFC 7662-style form: the platform may forward either."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            return dict(parse_form(await read_body(request, MAX_BODY)))
+        except BadRequest as exc:
+            raise InvalidInput(exc.description) from None
+    return await json_body(request)
+
+
+def token_from_platform(body: dict[str, Any]) -> str:
+    """The token from ``token``, Phraseanet's ``oauth_token``, or a forwarded ``Authorization``
+    header value (``OAuth <token>`` or ``Bearer <token>``); exactly one of them."""
+    given = {name: body[name] for name in ("token", "oauth_token", "authorization") if name in body}
+    unknown = set(body) - {"token", "oauth_token", "authorization", "token_type_hint"}
+    if unknown or len(given) != 1:
+        raise InvalidInput("send exactly one of token, oauth_token or authorization")
+    name, value = given.popitem()
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string")
+    if name == "authorization":
+        scheme, _, value = value.strip().partition(" ")
+        if scheme.lower() not in ("oauth", "bearer") or not value.strip():
+            raise InvalidInput("authorization must be 'OAuth <token>' or 'Bearer <token>'")
+    return value.strip()
 
 
 def query(request: Request, allowed: Iterable[str]) -> dict[str, str]:

@@ -11,8 +11,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authserver import clients, users
-from authserver.admin.http import json_body, ok, query, resources
+from authserver.admin.http import (
+    form_or_json_body,
+    json_body,
+    ok,
+    query,
+    resources,
+    token_from_platform,
+)
 from authserver.errors import InvalidInput
+from authserver.oauth import introspection
 from authserver.serialize import client_json, grant_json, user_json
 
 
@@ -112,6 +120,13 @@ async def developer_token(request: Request) -> JSONResponse:
     )
 
 
+async def introspect(request: Request) -> JSONResponse:
+    """RFC 7662 for the platform: the token as a resource server received it."""
+    res = resources(request)
+    token = token_from_platform(await form_or_json_body(request))
+    return ok(await introspection.introspect(res, token))
+
+
 ROUTES = [
     Route("/users/{user_id}", put_user, methods=["PUT"]),
     Route("/users/{user_id}", get_user, methods=["GET"]),
@@ -125,4 +140,5 @@ ROUTES = [
     Route("/clients/{client_id}", delete_client, methods=["DELETE"]),
     Route("/clients/{client_id}/secret", rotate_secret, methods=["POST"]),
     Route("/clients/{client_id}/developer-token", developer_token, methods=["POST"]),
+    Route("/introspect", introspect, methods=["POST"]),
 ]

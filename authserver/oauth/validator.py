@@ -16,7 +16,7 @@ from oauthlib.common import Request
 from oauthlib.oauth2 import RequestValidator
 
 from authserver import scopes as scope_names
-from authserver.models import Client, TokenRow
+from authserver.models import Client
 from authserver.oauth.flow import (
     Audit,
     ClaimCode,
@@ -28,6 +28,7 @@ from authserver.oauth.flow import (
     RevokeToken,
     current,
 )
+from authserver.oauth.introspection import introspection_claims
 from authserver.security.tokens import token_digest
 
 # RFC 7636 §4.1: 43 to 128 characters of [A-Z] [a-z] [0-9] "-" "." "_" "~".
@@ -275,25 +276,6 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
         if row is None or row.digest != token_digest(token):
             return None
         return introspection_claims(row, self._issuer)
-
-
-def introspection_claims(row: TokenRow, issuer: str) -> dict[str, Any] | None:
-    """RFC 7662 §2.2 members for an active token; None when it is not active."""
-    if not row.active:
-        return None
-    claims: dict[str, Any] = {
-        "scope": row.scope,
-        "client_id": row.client_id,
-        "token_type": "Bearer" if row.kind == "access" else "refresh_token",
-        "iat": int(row.created_at.timestamp()),
-        "iss": issuer,
-    }
-    if row.expires_at is not None:
-        claims["exp"] = int(row.expires_at.timestamp())
-    if row.user_id is not None:
-        claims["sub"] = row.user_id
-        claims["username"] = row.username
-    return claims
 
 
 def _audit_failure(flow: Flow) -> None:

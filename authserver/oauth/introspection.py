@@ -1,0 +1,44 @@
+"""RFC 7662 answers, shared by the public endpoint (through oauthlib) and the admin listener."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from authserver.models import TokenRow
+from authserver.security.tokens import TokenKind, token_digest
+
+if TYPE_CHECKING:  # resources builds the validator, which needs this module's claims
+    from authserver.resources import Resources
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+def introspection_claims(row: TokenRow, issuer: str) -> dict[str, Any] | None:
+    """RFC 7662 §2.2 members for an active token; None when it is not active."""
+    if not row.active:
+        return None
+    claims: dict[str, Any] = {
+        "scope": row.scope,
+        "client_id": row.client_id,
+        "token_type": "Bearer" if row.kind == "access" else "refresh_token",
+        "iat": int(row.created_at.timestamp()),
+        "iss": issuer,
+    }
+    if row.expires_at is not None:
+        claims["exp"] = int(row.expires_at.timestamp())
+    if row.user_id is not None:
+        claims["sub"] = row.user_id
+        claims["username"] = row.username
+    return claims
+
+
+async def introspect(res: Resources, token: str) -> dict[str, Any]:
+    """The full introspection answer for a presented token string.
+
+    A token whose MAC does not verify is answered without a database query.
+    """
+    if res.tokens.kind_of(token) not in (TokenKind.ACCESS, TokenKind.REFRESH):
+        return INACTIVE
+    row = await res.store.token_by_digest(token_digest(token))
+    claims = None if row is None else introspection_claims(row, res.settings.issuer)
+    return INACTIVE if claims is None else {"active": True, **claims}
