@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute
 from authserver.admin import routes as admin_routes
 from authserver.admin.auth import AdminAuthMiddleware, AdminTokens
 from authserver.config import Settings
+from authserver.oauth import authorize
 from authserver.oauth import routes as oauth_routes
 from authserver.resources import SharedResources
 from authserver.web import health
@@ -40,7 +41,7 @@ def _app(
 
 
 def create_public_app(shared: SharedResources) -> Starlette:
-    return _app(shared, [*health.ROUTES, *oauth_routes.ROUTES])
+    return _app(shared, [*health.ROUTES, *oauth_routes.ROUTES, *authorize.ROUTES])
 
 
 def create_admin_app(shared: SharedResources) -> Starlette:

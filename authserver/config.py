@@ -60,6 +60,9 @@ class Settings:
     refresh_token_ttl: int = 30 * 24 * 3600
     secret_overlap: int = 24 * 3600  # how long a rotated-out client secret keeps working
     session_ttl: int = 12 * 3600
+    login_max_failures: int = 5  # per account, within login_lockout
+    login_max_failures_per_address: int = 50  # per client address, within login_lockout
+    login_lockout: int = 15 * 60
     argon2: Argon2Params = Argon2Params()
     pool_min_size: int = 2
     pool_max_size: int = 10
@@ -87,6 +90,11 @@ class Settings:
             refresh_token_ttl=env.get("REFRESH_TOKEN_TTL", _duration(60, 366 * 86400), 30 * 86400),
             secret_overlap=env.get("SECRET_OVERLAP", _duration(0, 90 * 86400), 86400),
             session_ttl=env.get("SESSION_TTL", _duration(60, 90 * 86400), 12 * 3600),
+            login_max_failures=env.get("LOGIN_MAX_FAILURES", _int(1, 1000), 5),
+            login_max_failures_per_address=env.get(
+                "LOGIN_MAX_FAILURES_PER_ADDRESS", _int(1, 100000), 50
+            ),
+            login_lockout=env.get("LOGIN_LOCKOUT", _duration(1, 86400), 15 * 60),
             argon2=Argon2Params(
                 time_cost=env.get("ARGON2_TIME_COST", _int(1, 100), 3),
                 memory_cost=env.get("ARGON2_MEMORY_COST", _int(8, 4 * 1024 * 1024), 65536),

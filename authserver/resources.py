@@ -22,6 +22,8 @@ from authserver.security.client_secrets import SecretHasher
 from authserver.security.keys import Keyring
 from authserver.security.passwords import Passwords
 from authserver.security.tokens import TokenCodec
+from authserver.web.pages import Pages
+from authserver.web.session import Signer
 
 log = logging.getLogger("authserver")
 
@@ -34,6 +36,8 @@ class Resources:
     tokens: TokenCodec
     passwords: Passwords
     oauth: OAuthEndpoints
+    signer: Signer
+    pages: Pages
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
@@ -66,6 +70,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             tokens=codec,
             passwords=Passwords(settings.argon2),
             oauth=build_endpoints(settings, codec),
+            signer=Signer(keyring),
+            pages=Pages(),
         )
     finally:
         await pool.close()

@@ -44,7 +44,8 @@ def check_client_id(value: str) -> str:
 def check_website(url: str, field: str = "website") -> str:
     """An absolute http(s) URL with a host and no user info."""
     parts = _split_uri(url, field)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    # Spelled in lower case, as the clients.website CHECK requires: "HTTPS://" would be a 500.
+    if not url.startswith(("http://", "https://")) or not parts.hostname:
         raise InvalidInput(f"{field} must be an absolute http:// or https:// URL")
     _check_authority(parts.netloc, field)
     return url
@@ -212,7 +213,9 @@ def check_fields(
     """
     unknown = sorted(set(data) - set(spec))
     if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(name[:64] for name in unknown)}")
+        # Names are echoed, so a lone surrogate is escaped: it cannot be encoded in the answer.
+        names = (name[:64].encode("utf-8", "backslashreplace").decode() for name in unknown)
+        raise InvalidInput(f"unknown field(s): {', '.join(names)}")
     result: dict[str, Any] = {}
     for name, field in spec.items():
         if name not in data:
@@ -247,3 +250,27 @@ def _check_value(name: str, value: Any, field: Field) -> Any:
         if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
             raise InvalidInput(f"{name} must not contain NUL or unpaired surrogates")
     return field.check(value) if field.check is not None else value
+
+
+def redirect_matches(registered: tuple[str, ...], given: str, loopback_any_port: bool) -> bool:
+    """Is ``given`` one of the registered redirect URIs?
+
+    Simple string comparison (RFC 9700 §4.1.3, RFC 3986 §6.2.1), except that a native app's
+    loopback IP redirect may use any port (RFC 8252 §7.3): with ``loopback_any_port`` the port
+    is ignored on both sides, and nothing else.
+    """
+    if given in registered:
+        return True
+    if not loopback_any_port or not is_loopback_uri(given):
+        return False
+    bare = _without_port(given)
+    return any(is_loopback_uri(uri) and _without_port(uri) == bare for uri in registered)
+
+
+def _without_port(uri: str) -> str:
+    # Cut the port out of the string itself: re-assembling parsed parts would normalise other
+    # characters (case, empty query) and loosen the comparison.
+    netloc = urlsplit(uri).netloc
+    host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
+    start = len("http://")
+    return uri[:start] + host + uri[start + len(netloc) :]

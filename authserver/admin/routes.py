@@ -64,7 +64,7 @@ async def create_client(request: Request) -> JSONResponse:
 async def list_clients(request: Request) -> JSONResponse:
     params = query(request, ("owner_id", "after", "limit"))
     limit = params.get("limit", "100")
-    if not limit.isdigit() or len(limit) > 4:
+    if not (limit.isascii() and limit.isdigit()) or len(limit) > 4:
         raise InvalidInput("limit must be a whole number")
     found = await clients.list_clients(
         resources(request), params.get("owner_id"), params.get("after", ""), int(limit)

@@ -40,6 +40,18 @@ class NewToken:
 
 
 @dataclass(frozen=True)
+class NewCode:
+    digest: bytes
+    client_id: str
+    user_id: str
+    grant_id: int
+    redirect_uri: str | None  # None when the request relied on the registered default
+    scope: str
+    code_challenge: str | None
+    expires_in: int
+
+
+@dataclass(frozen=True)
 class ClientFields:
     """The editable columns of a client, as a whole (PATCH merges into this first)."""
 
@@ -255,6 +267,43 @@ class Store:
         """Revoke a client's own token; its kind and family, or None if nothing was revoked."""
         row = await self._db.fetchrow(self._q["revoke_token"], digest, client_id)
         return None if row is None else (row["kind"], row["family_id"])
+
+    # browser flow
+
+    async def login_locked(self, keys: Sequence[str]) -> bool:
+        return bool(await self._db.fetchval(self._q["login_locked"], list(keys)))
+
+    async def record_login_failure(self, key: str, max_failures: int, window: int) -> None:
+        await self._db.execute(self._q["record_login_failure"], key, max_failures, float(window))
+
+    async def clear_login_failures(self, key: str) -> None:
+        await self._db.execute(self._q["clear_login_failures"], key)
+
+    async def claim_consent_nonce(self, nonce: str, ttl: int) -> bool:
+        """Use a consent form once; False when it was already submitted."""
+        return (
+            await self._db.fetchval(self._q["claim_consent_nonce"], nonce, float(ttl)) is not None
+        )
+
+    async def active_grant(
+        self, user_id: str, client_id: str
+    ) -> tuple[int, tuple[str, ...]] | None:
+        row = await self._db.fetchrow(self._q["active_grant"], user_id, client_id)
+        return None if row is None else (int(row["grant_id"]), tuple(row["scopes"]))
+
+    async def insert_code(self, code: NewCode) -> None:
+        await self._db.execute(
+            self._q["insert_code"],
+            code.digest,
+            code.client_id,
+            code.user_id,
+            code.grant_id,
+            code.redirect_uri,
+            code.scope,
+            code.code_challenge,
+            None if code.code_challenge is None else "S256",
+            float(code.expires_in),
+        )
 
     # audit
 

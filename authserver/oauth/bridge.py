@@ -15,19 +15,31 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
-from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+from oauthlib.common import add_params_to_uri
+from oauthlib.oauth2.rfc6749.errors import (
+    FatalClientError,
+    InvalidClientIdError,
+    InvalidRedirectURIError,
+    MismatchingRedirectURIError,
+    MissingClientIdError,
+    MissingRedirectURIError,
+    OAuth2Error,
+)
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.db.store import NewToken, Store
+from authserver.db.store import NewCode, NewToken, Store
+from authserver.models import Client, User
 from authserver.oauth.flow import (
     Audit,
     ClaimCode,
     Endpoint,
     Flow,
     Intent,
+    IssueCode,
     IssueTokens,
     Rehash,
     RevokeCodeFamilies,
@@ -42,11 +54,12 @@ from authserver.oauth.params import (
     client_credentials,
     encode_form,
     parse_form,
+    parse_query,
 )
 from authserver.oauth.responses import oauth_error, oauth_response
 from authserver.resources import Resources
 from authserver.security.tokens import TokenKind, token_digest
-from authserver.validation import CLIENT_ID
+from authserver.validation import CLIENT_ID, OOB_URI
 from authserver.web.body import read_body
 
 log = logging.getLogger("authserver.oauth")
@@ -280,3 +293,170 @@ async def _revoke(tx: Store, intent: RevokeCodeFamilies | RevokeFamily) -> None:
         await tx.revoke_family(intent.family_id)
     else:
         await tx.revoke_code_families(intent.code_digest)
+
+
+# The authorization endpoint (RFC 6749 §4.1.1 to §4.1.2)
+
+
+class ErrorPage(Exception):
+    """The request cannot be answered at the client: show a page, never redirect (§4.1.2.1)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ErrorRedirect:
+    location: str
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A validated authorization request."""
+
+    client: Client
+    scopes: tuple[str, ...]
+    redirect_uri: str
+    state: str | None
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A code, sent back by redirect or, for the oob URN, shown to copy."""
+
+    location: str | None
+    code: str | None
+
+
+_FATAL_REPEATS = frozenset({"client_id", "redirect_uri"})
+
+
+async def load_authorization(res: Resources, query: bytes, user: User | None) -> Flow:
+    """The flow for an authorization request: its client and the signed-in user, if any."""
+    flow = Flow("authorize", ClientCredentials(None, None, "none"), user=user)
+    try:
+        params, _ = parse_query(query)
+    except BadRequest:
+        return flow  # check_authorization shows the error page
+    client_id = params.get("client_id")
+    if client_id is not None and CLIENT_ID.fullmatch(client_id):
+        loaded = await res.store.client_for_auth(client_id)
+        flow.client = loaded[0] if loaded is not None else None
+    return flow
+
+
+def check_authorization(res: Resources, flow: Flow, query: bytes) -> Checked | ErrorRedirect:
+    """Validate an authorization request with oauthlib; raise ErrorPage for what is fatal."""
+    try:
+        params, repeated = parse_query(query)
+    except BadRequest as exc:
+        raise ErrorPage(f"The request is malformed: {exc.description}.") from None
+    if repeated & _FATAL_REPEATS:
+        raise ErrorPage("The request repeats client_id or redirect_uri.")
+    # Repeated values are dropped before oauthlib sees them: a repeated state is not echoed.
+    clean = {name: value for name, value in params.items() if name not in repeated}
+    uri = _authorize_uri(res, clean)
+    with active(flow):
+        try:
+            scopes, credentials = res.oauth.authorization.validate_authorization_request(
+                uri, "GET", None, {}
+            )
+        except FatalClientError as exc:
+            raise ErrorPage(_fatal_message(exc)) from None
+        except OAuth2Error as exc:
+            return _error_redirect(res, exc.redirect_uri, exc.error, exc.description, exc.state)
+        except ValueError:
+            raise ErrorPage("The request is malformed.") from None
+    assert flow.client is not None  # validate_client_id accepted it
+    state = credentials.get("state")
+    if repeated:
+        return _error_redirect(
+            res,
+            credentials["redirect_uri"],
+            "invalid_request",
+            f"repeated parameter: {sorted(repeated)[0][:40]}",
+            state,
+        )
+    return Checked(flow.client, tuple(scopes), credentials["redirect_uri"], state)
+
+
+def deny(res: Resources, checked: Checked) -> ErrorRedirect:
+    return _error_redirect(
+        res, checked.redirect_uri, "access_denied", "the user denied the request", checked.state
+    )
+
+
+def error_for(res: Resources, checked: Checked, error: str, description: str) -> ErrorRedirect:
+    return _error_redirect(res, checked.redirect_uri, error, description, checked.state)
+
+
+async def issue_code(res: Resources, flow: Flow, query: bytes, checked: Checked) -> Issued:
+    """Create the code for a request the user approved, store it, and say where it goes."""
+    params, _ = parse_query(query)
+    uri = _authorize_uri(res, params)
+    with active(flow):
+        try:
+            headers, _, _ = res.oauth.authorization.create_authorization_response(
+                uri, "GET", None, {}, list(checked.scopes), {}
+            )
+        except FatalClientError as exc:
+            raise ErrorPage(_fatal_message(exc)) from None
+    issued = [intent for intent in flow.intents if isinstance(intent, IssueCode)]
+    if len(issued) != 1 or flow.client is None:
+        location = headers.get("Location")  # oauthlib answered with an error redirect
+        return Issued(_with_iss(res, location) if location else None, None)
+    intent = issued[0]
+    async with res.store.transaction() as tx:
+        grant_id = await tx.ensure_grant(intent.user_id, flow.client.client_id, checked.scopes)
+        await tx.insert_code(
+            NewCode(
+                digest=token_digest(intent.code),
+                client_id=flow.client.client_id,
+                user_id=intent.user_id,
+                grant_id=grant_id,
+                redirect_uri=intent.redirect_uri,
+                scope=intent.scope,
+                code_challenge=intent.code_challenge,
+                expires_in=res.settings.code_ttl,
+            )
+        )
+        await tx.audit("code.issued", client_id=flow.client.client_id, user_id=intent.user_id)
+    if checked.redirect_uri == OOB_URI:
+        return Issued(None, intent.code)
+    return Issued(_with_iss(res, headers["Location"]), None)
+
+
+def _authorize_uri(res: Resources, params: dict[str, str]) -> str:
+    return f"{res.settings.issuer}/oauth2/authorize?{encode_form(params)}"
+
+
+def _with_iss(res: Resources, location: str) -> str:
+    # RFC 9207 §2: every authorization response names its issuer.
+    located: str = add_params_to_uri(location, [("iss", res.settings.issuer)])
+    return located
+
+
+def _error_redirect(
+    res: Resources, redirect_uri: str | None, error: str, description: str | None, state: Any
+) -> ErrorRedirect:
+    if not redirect_uri or redirect_uri == OOB_URI:
+        raise ErrorPage(description or error)
+    params = [("error", error)]
+    if description:
+        params.append(("error_description", description))
+    if state:
+        params.append(("state", str(state)))
+    params.append(("iss", res.settings.issuer))
+    location: str = add_params_to_uri(redirect_uri, params)
+    return ErrorRedirect(location)
+
+
+def _fatal_message(exc: FatalClientError) -> str:
+    if isinstance(exc, (InvalidClientIdError, MissingClientIdError)):
+        return "The application is unknown or no longer active."
+    if isinstance(exc, (MismatchingRedirectURIError, InvalidRedirectURIError)):
+        return "The redirect URI is not one the application registered."
+    if isinstance(exc, MissingRedirectURIError):
+        return "The request has no redirect URI, and the application registered several."
+    return "The request is malformed."

@@ -17,7 +17,7 @@ from uuid import UUID
 from authserver.models import Client, CodeRow, TokenRow, User
 from authserver.oauth.params import ClientCredentials
 
-Endpoint = Literal["token", "revoke", "introspect"]
+Endpoint = Literal["token", "revoke", "introspect", "authorize"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,15 @@ class IssueTokens:
     family_id: UUID | None
     code_digest: bytes | None = None  # the code being redeemed, if any
     rotated_from: bytes | None = None  # the refresh token being rotated out, if any
+
+
+@dataclass(frozen=True)
+class IssueCode:
+    code: str
+    user_id: str
+    redirect_uri: str | None  # None when the request relied on the one registered URI
+    scope: str
+    code_challenge: str | None
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,16 @@ class Audit:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-Intent = IssueTokens | ClaimCode | RevokeFamily | RevokeCodeFamilies | RevokeToken | Rehash | Audit
+Intent = (
+    IssueTokens
+    | IssueCode
+    | ClaimCode
+    | RevokeFamily
+    | RevokeCodeFamilies
+    | RevokeToken
+    | Rehash
+    | Audit
+)
 
 
 @dataclass
@@ -83,7 +101,7 @@ class Flow:
     client_authenticated: bool = False  # a confidential client proved its secret
     code: CodeRow | None = None
     token: TokenRow | None = None  # the refresh token presented, or the revoked/introspected one
-    user: User | None = None  # password grant: the user named, if any
+    user: User | None = None  # password grant: the user named; authorize: the signed-in user
     password_ok: bool = False
     new_password_hash: str | None = None
     intents: list[Intent] = field(default_factory=list)

@@ -27,21 +27,32 @@ class BadRequest(Exception):
 
 def parse_form(raw: bytes | str) -> dict[str, str]:
     """Decode ``application/x-www-form-urlencoded`` text into a dict, strictly."""
-    data = raw.encode("latin-1") if isinstance(raw, str) else raw
+    params, repeated = parse_query(raw)
+    if repeated:
+        raise BadRequest(f"parameter {sorted(repeated)[0][:40]!r} is repeated")
+    return params
+
+
+def parse_query(raw: bytes | str) -> tuple[dict[str, str], set[str]]:
+    """Decode form-encoded text; the first value of each name, and the names sent twice.
+
+    The authorization endpoint needs to know which parameters were repeated to decide between
+    an error page and an error redirect; everywhere else a repeat is simply refused.
+    """
+    data = raw.encode("latin-1", "replace") if isinstance(raw, str) else raw
     params: dict[str, str] = {}
-    for pair in data.split(b"&"):
-        if not pair:
-            continue
+    repeated: set[str] = set()
+    for count, pair in enumerate(pair for pair in data.split(b"&") if pair):
+        if count >= MAX_PARAMS:
+            raise BadRequest("too many parameters")
         name_raw, _, value_raw = pair.partition(b"=")
         name = _decode(name_raw, "a parameter name")
         value = _decode(value_raw, f"parameter {name[:40]!r}")
-        if name in params:
-            raise BadRequest(f"parameter {name[:40]!r} is repeated")
-        params[name] = value
-        if len(params) > MAX_PARAMS:
-            raise BadRequest("too many parameters")
+        if name in params or name in repeated:
+            repeated.add(name)
+        params.setdefault(name, value)
     # RFC 6749 §3.1: "Parameters sent without a value MUST be treated as if they were omitted".
-    return {name: value for name, value in params.items() if value}
+    return {name: value for name, value in params.items() if value}, repeated
 
 
 def encode_form(params: dict[str, str]) -> str:

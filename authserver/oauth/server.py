@@ -6,10 +6,17 @@ and advertises them. Tokens come from our codec (kind prefix + MAC) and carry ou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from oauthlib.oauth2 import BearerToken, IntrospectEndpoint, RevocationEndpoint, TokenEndpoint
+from oauthlib.oauth2 import (
+    AuthorizationEndpoint,
+    BearerToken,
+    IntrospectEndpoint,
+    RevocationEndpoint,
+    TokenEndpoint,
+)
 from oauthlib.oauth2.rfc6749.grant_types import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -18,14 +25,38 @@ from oauthlib.oauth2.rfc6749.grant_types import (
 )
 
 from authserver.config import Settings
-from authserver.oauth.validator import Validator, assert_synchronous
+from authserver.oauth.validator import (
+    Validator,
+    assert_synchronous,
+    check_authorization_request,
+)
 from authserver.security.tokens import TokenCodec, TokenKind
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password")
 
 
+class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # oauthlib is untyped
+    """The authorization code grant with our codes and S256 as the only PKCE method."""
+
+    _code_challenge_methods: ClassVar[dict[str, Callable[[str, str], bool]]] = {
+        "S256": AuthorizationCodeGrant._code_challenge_methods["S256"]
+    }
+
+    def __init__(self, validator: Validator, codec: TokenCodec) -> None:
+        super().__init__(validator, pre_auth=[check_authorization_request])
+        self._codec = codec
+
+    def create_authorization_code(self, request: Any) -> dict[str, str]:
+        # oauthlib's own codes are 30 random characters: ours carry a kind prefix and a MAC.
+        grant = {"code": self._codec.mint(TokenKind.CODE)}
+        if request.state:
+            grant["state"] = request.state
+        return grant
+
+
 @dataclass(frozen=True)
 class OAuthEndpoints:
+    authorization: AuthorizationEndpoint
     token: TokenEndpoint
     revocation: RevocationEndpoint
     introspection: IntrospectEndpoint
@@ -48,7 +79,7 @@ def build_endpoints(settings: Settings, codec: TokenCodec) -> OAuthEndpoints:
         refresh_token_generator=refresh_token,
         expires_in=settings.access_token_ttl,
     )
-    code_grant = AuthorizationCodeGrant(validator)
+    code_grant = CodeGrant(validator, codec)
     token = TokenEndpoint(
         default_grant_type="authorization_code",
         default_token_type=bearer,
@@ -60,6 +91,11 @@ def build_endpoints(settings: Settings, codec: TokenCodec) -> OAuthEndpoints:
         },
     )
     return OAuthEndpoints(
+        authorization=AuthorizationEndpoint(
+            default_response_type="code",
+            default_token_type=bearer,
+            response_types={"code": code_grant},
+        ),
         token=token,
         revocation=RevocationEndpoint(validator),
         introspection=IntrospectEndpoint(validator),

@@ -14,6 +14,7 @@ from typing import Any
 
 from oauthlib.common import Request
 from oauthlib.oauth2 import RequestValidator
+from oauthlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedResponseTypeError
 
 from authserver import scopes as scope_names
 from authserver.models import Client
@@ -21,6 +22,7 @@ from authserver.oauth.flow import (
     Audit,
     ClaimCode,
     Flow,
+    IssueCode,
     IssueTokens,
     Rehash,
     RevokeCodeFamilies,
@@ -30,6 +32,7 @@ from authserver.oauth.flow import (
 )
 from authserver.oauth.introspection import introspection_claims
 from authserver.security.tokens import token_digest
+from authserver.validation import redirect_matches
 
 # RFC 7636 §4.1: 43 to 128 characters of [A-Z] [a-z] [0-9] "-" "." "_" "~".
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -43,6 +46,49 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
         super().__init__()
         self._issuer = issuer
         self._pkce_for_all = pkce_required_for_all
+
+    # Authorization endpoint (RFC 6749 §4.1.1, §3.1.2)
+
+    def validate_client_id(self, client_id: str, request: Request, *a: Any, **kw: Any) -> bool:
+        client = current().client
+        if client is None or not client.active or client.client_id != client_id:
+            return False
+        request.client = client
+        return True
+
+    def validate_redirect_uri(
+        self, client_id: str, redirect_uri: str, request: Request, *a: Any, **kw: Any
+    ) -> bool:
+        client = current().client
+        if client is None:
+            return False
+        return redirect_matches(client.redirect_uris, redirect_uri, client.is_public)
+
+    def validate_response_type(
+        self,
+        client_id: str,
+        response_type: str,
+        client: Client,
+        request: Request,
+        *a: Any,
+        **kw: Any,
+    ) -> bool:
+        return response_type == "code"
+
+    def save_authorization_code(
+        self, client_id: str, code: dict[str, str], request: Request, *a: Any, **kw: Any
+    ) -> None:
+        flow = current()
+        assert flow.user is not None  # only a signed-in user's request gets this far
+        flow.record(
+            IssueCode(
+                code=code["code"],
+                user_id=flow.user.user_id,
+                redirect_uri=None if request.using_default_redirect_uri else request.redirect_uri,
+                scope=scope_names.to_string(request.scopes or ()),
+                code_challenge=request.code_challenge,
+            )
+        )
 
     # Client authentication (RFC 6749 §2.3, §3.2.1)
 
@@ -135,8 +181,17 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
     def get_code_challenge_method(self, code: str, request: Request, *a: Any, **kw: Any) -> str:
         return "S256"  # the only method ever stored (RFC 9700 §2.1.1; a column check)
 
-    def get_default_redirect_uri(self, client_id: str, request: Request, *a: Any, **kw: Any) -> str:
-        return _NO_REDIRECT_URI
+    def get_default_redirect_uri(
+        self, client_id: str, request: Request, *a: Any, **kw: Any
+    ) -> str | None:
+        flow = current()
+        if flow.endpoint == "token":
+            return _NO_REDIRECT_URI
+        # RFC 6749 §3.1.2.3: without redirect_uri, only a client with exactly one may go on.
+        client = flow.client
+        if client is None or len(client.redirect_uris) != 1:
+            return None
+        return client.redirect_uris[0]
 
     def confirm_redirect_uri(
         self,
@@ -276,6 +331,34 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
         if row is None or row.digest != token_digest(token):
             return None
         return introspection_claims(row, self._issuer)
+
+
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded
+
+
+def check_authorization_request(request: Request) -> dict[str, Any]:
+    """What oauthlib lets through at the authorization endpoint and RFC 9700 does not.
+
+    Runs once client and redirect URI are validated, so its errors go back to the client.
+    """
+    response_type = request.response_type
+    if response_type is not None and response_type != "code":
+        # "code token" and friends: no implicit or hybrid flows (RFC 9700 §2.1.2).
+        raise UnsupportedResponseTypeError(request=request)
+    challenge, method = request.code_challenge, request.code_challenge_method
+    if challenge is not None:
+        if method != "S256":
+            # Not even as the default: a missing method would mean "plain" (RFC 7636 §4.3).
+            raise InvalidRequestError(
+                request=request, description="code_challenge_method must be S256"
+            )
+        if not _CHALLENGE.fullmatch(challenge):
+            raise InvalidRequestError(
+                request=request, description="code_challenge is not a base64url SHA-256 digest"
+            )
+    elif method is not None:
+        raise InvalidRequestError(request=request, description="code_challenge is missing")
+    return {}
 
 
 def _audit_failure(flow: Flow) -> None:

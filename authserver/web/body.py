@@ -8,7 +8,9 @@ from starlette.requests import Request
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if declared is not None and (
+        not (declared.isascii() and declared.isdigit()) or int(declared) > limit
+    ):
         raise HTTPException(413, f"the body must be at most {limit} bytes")
     chunks: list[bytes] = []
     size = 0

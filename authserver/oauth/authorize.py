@@ -1,0 +1,350 @@
+"""The authorization endpoint's pages: sign in, consent, the oob code, sign out.
+
+GET validates the request with oauthlib (through the bridge) and shows the page the user needs
+next; the forms POST back to the same URL. Form posts always answer 303 (RFC 9700 §4.12), and
+every form carries a CSRF token bound to the browser session and a signed copy of the
+validated request, so a POST cannot change the client, redirect URI, scopes or PKCE challenge.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from authserver import scopes as scope_names
+from authserver.errors import NotFound
+from authserver.models import User
+from authserver.oauth import bridge
+from authserver.oauth.bridge import Checked, ErrorPage, ErrorRedirect
+from authserver.oauth.flow import Flow
+from authserver.oauth.params import BadRequest, parse_form, parse_query
+from authserver.resources import Resources
+from authserver.web.body import read_body
+from authserver.web.session import COOKIE, REQUEST_TTL, Session
+
+MAX_FORM = 16 * 1024  # bytes
+
+
+def _res(request: Request) -> Resources:
+    res: Resources = request.state.res
+    return res
+
+
+async def authorize(request: Request) -> Response:
+    """GET: show the next page for this authorization request, or answer it."""
+    res = _res(request)
+    query: bytes = request.scope["query_string"]
+    session = res.signer.load_session(request.cookies.get(COOKIE))
+    user = await _signed_in_user(res, session)
+    try:
+        flow = await bridge.load_authorization(res, query, user)
+        checked = bridge.check_authorization(res, flow, query)
+    except ErrorPage as exc:
+        return _error_page(res, exc)
+    if isinstance(checked, ErrorRedirect):
+        return RedirectResponse(checked.location, 302)
+    prompts = set(parse_query(query)[0].get("prompt", "").split())
+    if user is None or "login" in prompts:
+        if "none" in prompts:
+            return _redirect(bridge.error_for(res, checked, "login_required", "sign-in needed"))
+        return _login_page(res, request, session, _without_prompt(query, "login"), checked)
+    grant = await res.store.active_grant(user.user_id, checked.client.client_id)
+    if grant is not None and set(checked.scopes) <= set(grant[1]) and "consent" not in prompts:
+        return await _issue(res, flow, query, checked, 302)
+    if "none" in prompts:
+        return _redirect(bridge.error_for(res, checked, "consent_required", "consent needed"))
+    assert session is not None  # a signed-in user has a session
+    return await _consent_page(res, request, session, query, checked, user)
+
+
+async def authorize_post(request: Request) -> Response:
+    """POST: the login form or the consent form."""
+    res = _res(request)
+    try:
+        form = await _read_form(request)
+    except BadRequest as exc:
+        return res.pages.error(400, "This form cannot be used", exc.description)
+    session = res.signer.load_session(request.cookies.get(COOKIE))
+    if session is None:
+        return res.pages.error(
+            403, "Your session has ended", "Go back to the application and start again."
+        )
+    if "csrf_token" not in form:
+        return res.pages.error(400, "This form cannot be used", "The form is incomplete.")
+    if not res.signer.csrf_ok(form["csrf_token"], session):
+        return res.pages.error(
+            403, "This form cannot be used", "The form was not made for this browser session."
+        )
+    signed = res.signer.load_request(form.get("request"), session)
+    if signed is None:
+        return res.pages.error(
+            400, "This form cannot be used", "The form has expired or was changed."
+        )
+    query = signed.query.encode("latin-1")
+    action = form.get("action")
+    if action == "login":
+        return await _login(res, request, session, form, query)
+    if action == "consent" and signed.nonce is not None:
+        return await _consent(res, request, session, form, query, signed.nonce)
+    return res.pages.error(400, "This form cannot be used", "The form is incomplete.")
+
+
+async def _login(
+    res: Resources, request: Request, session: Session, form: dict[str, str], query: bytes
+) -> Response:
+    settings = res.settings
+    username, password = form.get("username", ""), form.get("password", "")
+    address = request.client.host if request.client is not None else "unknown"
+    account_key, address_key = f"account:{username.lower()[:255]}", f"address:{address}"
+    if await res.store.login_locked([account_key, address_key]):
+        paused = res.pages.error(
+            429, "Too many attempts", "Sign-in is paused for a while. Try again later."
+        )
+        paused.headers["Retry-After"] = str(settings.login_lockout)
+        return paused
+    try:
+        flow = await bridge.load_authorization(res, query, None)
+        checked = bridge.check_authorization(res, flow, query)
+    except ErrorPage as exc:
+        return _error_page(res, exc)
+    if isinstance(checked, ErrorRedirect):
+        return _redirect(checked)
+    user = await res.store.user_by_login(username) if username else None
+    # Unknown users are verified against a dummy hash: the answer takes as long either way.
+    verified = await res.passwords.verify(user.password_hash if user else None, password)
+    if user is None or not verified.ok:
+        await res.store.record_login_failure(
+            account_key, settings.login_max_failures, settings.login_lockout
+        )
+        await res.store.record_login_failure(
+            address_key, settings.login_max_failures_per_address, settings.login_lockout
+        )
+        await res.store.audit(
+            "login.failed", client_id=checked.client.client_id, detail={"via": "login_page"}
+        )
+        return _login_page(
+            res,
+            request,
+            session,
+            query,
+            checked,
+            status=400,
+            username=username,
+            message="The login or password is not right.",
+        )
+    await res.store.clear_login_failures(account_key)
+    if verified.new_hash is not None:
+        await res.store.set_password_hash(user.user_id, verified.new_hash)
+    # A new session id at sign-in: a session fixed before login is worth nothing after it.
+    session = Session(secrets.token_urlsafe(24), user.user_id, int(time.time()))
+    response = RedirectResponse(f"{request.url.path}?{query.decode('latin-1')}", 303)
+    _set_session(res, response, session)
+    return response
+
+
+async def _consent(
+    res: Resources,
+    request: Request,
+    session: Session,
+    form: dict[str, str],
+    query: bytes,
+    nonce: str,
+) -> Response:
+    decision = form.get("decision")
+    if decision not in ("allow", "deny"):
+        return res.pages.error(400, "This form cannot be used", "Choose Allow or Deny.")
+    user = await _signed_in_user(res, session)
+    if user is None:
+        return RedirectResponse(f"{request.url.path}?{query.decode('latin-1')}", 303)
+    try:
+        flow = await bridge.load_authorization(res, query, user)
+        checked = bridge.check_authorization(res, flow, query)
+    except ErrorPage as exc:
+        return _error_page(res, exc)
+    if isinstance(checked, ErrorRedirect):
+        return _redirect(checked)
+    # One form, one answer: a second submission (double click, replay) issues nothing.
+    if not await res.store.claim_consent_nonce(nonce, REQUEST_TTL):
+        return res.pages.error(
+            400, "This form was already used", "Go back to the application and start again."
+        )
+    if decision == "deny":
+        await res.store.audit(
+            "consent.denied", client_id=checked.client.client_id, user_id=user.user_id
+        )
+        return _redirect(bridge.deny(res, checked))
+    return await _issue(res, flow, query, checked, 303)
+
+
+async def _issue(
+    res: Resources, flow: Flow, query: bytes, checked: Checked, status: int
+) -> Response:
+    try:
+        issued = await bridge.issue_code(res, flow, query, checked)
+    except ErrorPage as exc:
+        return _error_page(res, exc)
+    if issued.code is not None:
+        return res.pages.render(
+            "oob.html",
+            client=checked.client,
+            code=issued.code,
+            minutes=max(1, res.settings.code_ttl // 60),
+        )
+    if issued.location is None:
+        return res.pages.error(400, "This request cannot be completed", "Start again.")
+    return RedirectResponse(issued.location, status)
+
+
+def _login_page(
+    res: Resources,
+    request: Request,
+    session: Session | None,
+    query: bytes,
+    checked: Checked,
+    *,
+    status: int = 200,
+    username: str = "",
+    message: str = "",
+) -> Response:
+    session = session or Session.anonymous()
+    response = res.pages.render(
+        "login.html",
+        status,
+        client=checked.client,
+        action=request.url.path,
+        csrf_token=res.signer.csrf_token(session),
+        signed_request=res.signer.sign_request(query.decode("latin-1"), session),
+        username=username,
+        message=message,
+    )
+    _set_session(res, response, session)
+    return response
+
+
+async def _consent_page(
+    res: Resources,
+    request: Request,
+    session: Session,
+    query: bytes,
+    checked: Checked,
+    user: User,
+) -> Response:
+    try:
+        owner = await res.store.get_user(checked.client.owner_id)
+        owner_name = owner.display_name or owner.login
+    except NotFound:
+        owner_name = ""
+    nonce = secrets.token_urlsafe(16)
+    return res.pages.render(
+        "consent.html",
+        client=checked.client,
+        owner=owner_name,
+        scopes=[{"name": name, "description": scope_names.SCOPES[name]} for name in checked.scopes],
+        user_name=user.display_name or user.login,
+        action=request.url.path,
+        csrf_token=res.signer.csrf_token(session),
+        signed_request=res.signer.sign_request(query.decode("latin-1"), session, nonce),
+    )
+
+
+async def logout(request: Request) -> Response:
+    res = _res(request)
+    session = res.signer.load_session(request.cookies.get(COOKIE))
+    if session is None or session.user_id is None:
+        return res.pages.render("logout.html", signed_out=True, action=request.url.path)
+    return res.pages.render(
+        "logout.html",
+        signed_out=False,
+        action=request.url.path,
+        csrf_token=res.signer.csrf_token(session),
+    )
+
+
+async def logout_post(request: Request) -> Response:
+    res = _res(request)
+    session = res.signer.load_session(request.cookies.get(COOKIE))
+    try:
+        form = await _read_form(request)
+    except BadRequest as exc:
+        return res.pages.error(400, "This form cannot be used", exc.description)
+    if not res.signer.csrf_ok(form.get("csrf_token"), session):
+        return res.pages.error(
+            403, "This form cannot be used", "The form was not made for this browser session."
+        )
+    response = RedirectResponse(request.url.path, 303)
+    response.delete_cookie(COOKIE, path="/", secure=_secure(res), httponly=True, samesite="lax")
+    return response
+
+
+async def stylesheet(request: Request) -> Response:
+    return _res(request).pages.stylesheet_response()
+
+
+async def _signed_in_user(res: Resources, session: Session | None) -> User | None:
+    if session is None or session.user_id is None:
+        return None
+    if not session.signed_in(time.time(), res.settings.session_ttl):
+        return None
+    try:
+        return await res.store.get_user(session.user_id)
+    except NotFound:
+        return None  # deleted since signing in
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise BadRequest("the form must be sent as application/x-www-form-urlencoded")
+    body = await read_body(request, MAX_FORM)
+    return parse_form(body)
+
+
+def _without_prompt(query: bytes, value: str) -> bytes:
+    """The query with one prompt value removed, so signing in once satisfies prompt=login."""
+    params, _ = parse_query(query)
+    prompts = [prompt for prompt in params.get("prompt", "").split() if prompt != value]
+    if prompts:
+        params["prompt"] = " ".join(prompts)
+    else:
+        params.pop("prompt", None)
+    return urlencode(params).encode()
+
+
+def _set_session(res: Resources, response: Response, session: Session) -> None:
+    response.set_cookie(
+        COOKIE,
+        res.signer.dump_session(session),
+        max_age=res.settings.session_ttl,
+        path="/",
+        secure=_secure(res),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def _secure(res: Resources) -> bool:
+    return res.settings.issuer.startswith("https://")
+
+
+def _redirect(target: ErrorRedirect) -> Response:
+    return RedirectResponse(target.location, 303)
+
+
+def _error_page(res: Resources, exc: ErrorPage) -> Response:
+    return res.pages.error(400, "This request cannot be completed", exc.message)
+
+
+ROUTES = [
+    Route("/oauth2/authorize", authorize, methods=["GET"]),
+    Route("/oauth2/authorize", authorize_post, methods=["POST"]),
+    Route("/api/oauthv2/authorize", authorize, methods=["GET"]),  # Phraseanet's path
+    Route("/api/oauthv2/authorize", authorize_post, methods=["POST"]),
+    Route("/oauth2/logout", logout, methods=["GET"]),
+    Route("/oauth2/logout", logout_post, methods=["POST"]),
+    Route("/oauth2/assets/authserver.css", stylesheet, methods=["GET"]),
+]
