@@ -71,7 +71,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             passwords=Passwords(settings.argon2),
             oauth=build_endpoints(settings, codec),
             signer=Signer(keyring),
-            pages=Pages(),
+            pages=Pages(https=settings.issuer.startswith("https://")),
         )
     finally:
         await pool.close()

@@ -9,7 +9,13 @@ from authserver.errors import InvalidInput
 from authserver.models import AuthorizedApp, User
 from authserver.resources import Resources
 from authserver.security.passwords import is_argon2_hash
-from authserver.validation import Field, check_client_id, check_fields, check_user_id
+from authserver.validation import (
+    Field,
+    check_client_id,
+    check_fields,
+    check_user_id,
+    normalize_login,
+)
 
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; this only bounds the work a request buys
 
@@ -28,6 +34,7 @@ def _email(value: str) -> str:
 
 
 def _login(value: str) -> str:
+    value = normalize_login(value)
     if not value.strip() or any(not c.isprintable() for c in value):
         raise InvalidInput("login must be printable and not blank")
     return value

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,12 @@ CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Printable ASCII except space, '"', '<', '>', '\\', '^', '`', '{', '|', '}' (RFC 3986 §2).
 _URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _PRIVATE_SCHEME = re.compile(r"[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+")  # RFC 8252 §7.1
+
+
+def normalize_login(login: str) -> str:
+    """NFKC, so look-alike spellings (fullwidth letters, ligatures) are one login; case is
+    ignored separately, by the database's unique index on lower(login)."""
+    return unicodedata.normalize("NFKC", login)
 
 
 def check_user_id(value: str) -> str:

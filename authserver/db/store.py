@@ -20,6 +20,7 @@ from authserver.db.queries import load_queries
 from authserver.errors import Conflict, NotFound
 from authserver.models import AuthorizedApp, Client, CodeRow, TokenRow, User
 from authserver.security.client_secrets import SecretDigest
+from authserver.validation import normalize_login
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 Executor = asyncpg.Pool | Connection
@@ -115,7 +116,9 @@ class Store:
         return User.from_row(row)
 
     async def user_by_login(self, login: str) -> User | None:
-        row = await self._db.fetchrow(self._q["user_by_login"], login)
+        if len(login) > 255 or "\x00" in login:
+            return None  # no stored login looks like this, and PostgreSQL refuses NUL
+        row = await self._db.fetchrow(self._q["user_by_login"], normalize_login(login))
         return None if row is None else User.from_row(row)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
@@ -278,6 +281,16 @@ class Store:
 
     async def clear_login_failures(self, key: str) -> None:
         await self._db.execute(self._q["clear_login_failures"], key)
+
+    async def insert_session(self, sid_digest: bytes, user_id: str, ttl: int) -> None:
+        await self._db.execute(self._q["insert_session"], sid_digest, user_id, float(ttl))
+
+    async def session_user(self, sid_digest: bytes) -> User | None:
+        row = await self._db.fetchrow(self._q["session_user"], sid_digest)
+        return None if row is None else User.from_row(row)
+
+    async def delete_session(self, sid_digest: bytes) -> None:
+        await self._db.execute(self._q["delete_session"], sid_digest)
 
     async def claim_consent_nonce(self, nonce: str, ttl: int) -> bool:
         """Use a consent form once; False when it was already submitted."""

@@ -9,9 +9,9 @@ validated request, so a POST cannot change the client, redirect URI, scopes or P
 from __future__ import annotations
 
 import secrets
-import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -25,9 +25,9 @@ from authserver.oauth.flow import Flow
 from authserver.oauth.params import BadRequest, parse_form, parse_query
 from authserver.resources import Resources
 from authserver.web.body import read_body
-from authserver.web.session import COOKIE, REQUEST_TTL, Session
+from authserver.web.session import REQUEST_TTL, Session, cookie_name
 
-MAX_FORM = 16 * 1024  # bytes
+MAX_FORM = 16 * 1024  # bytes; also bounds the password argon2 is given
 
 
 def _res(request: Request) -> Resources:
@@ -39,7 +39,7 @@ async def authorize(request: Request) -> Response:
     """GET: show the next page for this authorization request, or answer it."""
     res = _res(request)
     query: bytes = request.scope["query_string"]
-    session = res.signer.load_session(request.cookies.get(COOKIE))
+    session = _session(res, request)
     user = await _signed_in_user(res, session)
     try:
         flow = await bridge.load_authorization(res, query, user)
@@ -52,14 +52,18 @@ async def authorize(request: Request) -> Response:
     if user is None or "login" in prompts:
         if "none" in prompts:
             return _redirect(bridge.error_for(res, checked, "login_required", "sign-in needed"))
-        return _login_page(res, request, session, _without_prompt(query, "login"), checked)
+        login_query = _without_prompt(query, "login")
+        return _login_page(res, request, session, user, login_query, checked)
     grant = await res.store.active_grant(user.user_id, checked.client.client_id)
-    if grant is not None and set(checked.scopes) <= set(grant[1]) and "consent" not in prompts:
+    remembered = grant is not None and set(checked.scopes) <= set(grant[1])
+    # RFC 6749 §10.2: only a confidential client, authenticated when it redeems the code, is
+    # re-approved silently; the user of a public client is asked every time.
+    if remembered and not checked.client.is_public and "consent" not in prompts:
         return await _issue(res, flow, query, checked, 302)
     if "none" in prompts:
         return _redirect(bridge.error_for(res, checked, "consent_required", "consent needed"))
-    assert session is not None  # a signed-in user has a session
-    return await _consent_page(res, request, session, query, checked, user)
+    assert session is not None  # a signed-in user came with a session
+    return await _consent_page(res, request, session, user, query, checked)
 
 
 async def authorize_post(request: Request) -> Response:
@@ -69,7 +73,9 @@ async def authorize_post(request: Request) -> Response:
         form = await _read_form(request)
     except BadRequest as exc:
         return res.pages.error(400, "This form cannot be used", exc.description)
-    session = res.signer.load_session(request.cookies.get(COOKIE))
+    if not _same_origin(res, request):
+        return res.pages.error(403, "This form cannot be used", "The form came from elsewhere.")
+    session = _session(res, request)
     if session is None:
         return res.pages.error(
             403, "Your session has ended", "Go back to the application and start again."
@@ -80,7 +86,10 @@ async def authorize_post(request: Request) -> Response:
         return res.pages.error(
             403, "This form cannot be used", "The form was not made for this browser session."
         )
-    signed = res.signer.load_request(form.get("request"), session)
+    user = await _signed_in_user(res, session)
+    signed = res.signer.load_request(
+        form.get("request"), session, user.user_id if user is not None else None
+    )
     if signed is None:
         return res.pages.error(
             400, "This form cannot be used", "The form has expired or was changed."
@@ -88,14 +97,19 @@ async def authorize_post(request: Request) -> Response:
     query = signed.query.encode("latin-1")
     action = form.get("action")
     if action == "login":
-        return await _login(res, request, session, form, query)
-    if action == "consent" and signed.nonce is not None:
-        return await _consent(res, request, session, form, query, signed.nonce)
+        return await _login(res, request, session, user, form, query)
+    if action == "consent" and signed.nonce is not None and user is not None:
+        return await _consent(res, user, form, query, signed.nonce)
     return res.pages.error(400, "This form cannot be used", "The form is incomplete.")
 
 
 async def _login(
-    res: Resources, request: Request, session: Session, form: dict[str, str], query: bytes
+    res: Resources,
+    request: Request,
+    session: Session,
+    current: User | None,
+    form: dict[str, str],
+    query: bytes,
 ) -> Response:
     settings = res.settings
     username, password = form.get("username", ""), form.get("password", "")
@@ -127,40 +141,26 @@ async def _login(
         await res.store.audit(
             "login.failed", client_id=checked.client.client_id, detail={"via": "login_page"}
         )
-        return _login_page(
-            res,
-            request,
-            session,
-            query,
-            checked,
-            status=400,
-            username=username,
-            message="The login or password is not right.",
-        )
+        message = "The login or password is not right."
+        return _login_page(res, request, session, current, query, checked, 400, username, message)
     await res.store.clear_login_failures(account_key)
     if verified.new_hash is not None:
         await res.store.set_password_hash(user.user_id, verified.new_hash)
     # A new session id at sign-in: a session fixed before login is worth nothing after it.
-    session = Session(secrets.token_urlsafe(24), user.user_id, int(time.time()))
+    await res.store.delete_session(session.digest)
+    fresh = Session.new()
+    await res.store.insert_session(fresh.digest, user.user_id, settings.session_ttl)
     response = RedirectResponse(f"{request.url.path}?{query.decode('latin-1')}", 303)
-    _set_session(res, response, session)
+    _set_session(res, response, fresh)
     return response
 
 
 async def _consent(
-    res: Resources,
-    request: Request,
-    session: Session,
-    form: dict[str, str],
-    query: bytes,
-    nonce: str,
+    res: Resources, user: User, form: dict[str, str], query: bytes, nonce: str
 ) -> Response:
     decision = form.get("decision")
     if decision not in ("allow", "deny"):
         return res.pages.error(400, "This form cannot be used", "Choose Allow or Deny.")
-    user = await _signed_in_user(res, session)
-    if user is None:
-        return RedirectResponse(f"{request.url.path}?{query.decode('latin-1')}", 303)
     try:
         flow = await bridge.load_authorization(res, query, user)
         checked = bridge.check_authorization(res, flow, query)
@@ -204,21 +204,22 @@ def _login_page(
     res: Resources,
     request: Request,
     session: Session | None,
+    user: User | None,
     query: bytes,
     checked: Checked,
-    *,
     status: int = 200,
     username: str = "",
     message: str = "",
 ) -> Response:
-    session = session or Session.anonymous()
+    session = session or Session.new()
+    user_id = user.user_id if user is not None else None
     response = res.pages.render(
         "login.html",
         status,
         client=checked.client,
         action=request.url.path,
         csrf_token=res.signer.csrf_token(session),
-        signed_request=res.signer.sign_request(query.decode("latin-1"), session),
+        signed_request=res.signer.sign_request(query.decode("latin-1"), session, user_id),
         username=username,
         message=message,
     )
@@ -230,9 +231,9 @@ async def _consent_page(
     res: Resources,
     request: Request,
     session: Session,
+    user: User,
     query: bytes,
     checked: Checked,
-    user: User,
 ) -> Response:
     try:
         owner = await res.store.get_user(checked.client.owner_id)
@@ -244,18 +245,20 @@ async def _consent_page(
         "consent.html",
         client=checked.client,
         owner=owner_name,
-        scopes=[{"name": name, "description": scope_names.SCOPES[name]} for name in checked.scopes],
+        scopes=[scope_names.SCOPES[name] for name in checked.scopes],
         user_name=user.display_name or user.login,
         action=request.url.path,
         csrf_token=res.signer.csrf_token(session),
-        signed_request=res.signer.sign_request(query.decode("latin-1"), session, nonce),
+        signed_request=res.signer.sign_request(
+            query.decode("latin-1"), session, user.user_id, nonce
+        ),
     )
 
 
 async def logout(request: Request) -> Response:
     res = _res(request)
-    session = res.signer.load_session(request.cookies.get(COOKIE))
-    if session is None or session.user_id is None:
+    session = _session(res, request)
+    if session is None or await _signed_in_user(res, session) is None:
         return res.pages.render("logout.html", signed_out=True, action=request.url.path)
     return res.pages.render(
         "logout.html",
@@ -267,17 +270,22 @@ async def logout(request: Request) -> Response:
 
 async def logout_post(request: Request) -> Response:
     res = _res(request)
-    session = res.signer.load_session(request.cookies.get(COOKIE))
     try:
         form = await _read_form(request)
     except BadRequest as exc:
         return res.pages.error(400, "This form cannot be used", exc.description)
-    if not res.signer.csrf_ok(form.get("csrf_token"), session):
+    session = _session(res, request)
+    if not _same_origin(res, request) or not res.signer.csrf_ok(form.get("csrf_token"), session):
         return res.pages.error(
             403, "This form cannot be used", "The form was not made for this browser session."
         )
+    assert session is not None  # csrf_ok needs one
+    await res.store.delete_session(session.digest)
     response = RedirectResponse(request.url.path, 303)
-    response.delete_cookie(COOKIE, path="/", secure=_secure(res), httponly=True, samesite="lax")
+    secure = _secure(res)
+    response.delete_cookie(
+        cookie_name(secure), path="/", secure=secure, httponly=True, samesite="lax"
+    )
     return response
 
 
@@ -285,22 +293,31 @@ async def stylesheet(request: Request) -> Response:
     return _res(request).pages.stylesheet_response()
 
 
+def _session(res: Resources, request: Request) -> Session | None:
+    return res.signer.load_session(request.cookies.get(cookie_name(_secure(res))))
+
+
 async def _signed_in_user(res: Resources, session: Session | None) -> User | None:
-    if session is None or session.user_id is None:
-        return None
-    if not session.signed_in(time.time(), res.settings.session_ttl):
-        return None
-    try:
-        return await res.store.get_user(session.user_id)
-    except NotFound:
-        return None  # deleted since signing in
+    return None if session is None else await res.store.session_user(session.digest)
+
+
+def _same_origin(res: Resources, request: Request) -> bool:
+    """Forms are posted from our own pages; a browser says where a cross-site post came from."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # CSRF tokens still apply; older browsers omit Origin on same-site posts
+    issuer = urlsplit(res.settings.issuer)
+    return origin == f"{issuer.scheme}://{issuer.netloc}"
 
 
 async def _read_form(request: Request) -> dict[str, str]:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/x-www-form-urlencoded":
         raise BadRequest("the form must be sent as application/x-www-form-urlencoded")
-    body = await read_body(request, MAX_FORM)
+    try:
+        body = await read_body(request, MAX_FORM)
+    except HTTPException:  # too large: refused before any argon2 work
+        raise BadRequest("the form is too large") from None
     return parse_form(body)
 
 
@@ -316,12 +333,13 @@ def _without_prompt(query: bytes, value: str) -> bytes:
 
 
 def _set_session(res: Resources, response: Response, session: Session) -> None:
+    secure = _secure(res)
     response.set_cookie(
-        COOKIE,
+        cookie_name(secure),
         res.signer.dump_session(session),
         max_age=res.settings.session_ttl,
         path="/",
-        secure=_secure(res),
+        secure=secure,
         httponly=True,
         samesite="lax",
     )

@@ -27,7 +27,10 @@ SECURITY_HEADERS = {
 
 
 class Pages:
-    def __init__(self, site_name: str = "Phraseanet") -> None:
+    def __init__(self, https: bool, site_name: str = "Phraseanet") -> None:
+        self._headers = dict(SECURITY_HEADERS)
+        if https:
+            self._headers["Strict-Transport-Security"] = "max-age=31536000"
         self._env = Environment(
             loader=FileSystemLoader(data_dir("templates")),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -38,7 +41,7 @@ class Pages:
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self._env.get_template(template).render(**context)
-        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+        return HTMLResponse(html, status_code=status, headers=self._headers)
 
     def error(self, status: int, heading: str, message: str) -> HTMLResponse:
         return self.render("error.html", status, heading=heading, message=message)

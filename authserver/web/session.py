@@ -1,14 +1,16 @@
 """Signed browser state: the session cookie, CSRF tokens and signed authorization requests.
 
-Everything is signed with itsdangerous under keys derived from the server keys, one salt per
-purpose, so a value made for one purpose never passes for another. Nothing is kept in process
-memory: any replica can read what another one signed. Expiry is checked against a timestamp in
-the payload rather than itsdangerous's own, which rejects values signed by a replica whose
-clock runs a few seconds ahead.
+The cookie holds only a signed random session id; whether it is signed in, and as whom, is a
+row in the database, so signing out ends a session on every replica and an old cookie is
+worth nothing afterwards. Everything is signed with itsdangerous under keys derived from the
+server keys, one salt per purpose, so a value made for one purpose never passes for another.
+Expiry is checked against a timestamp in the payload rather than itsdangerous's own, which
+rejects values signed by a replica whose clock runs a few seconds ahead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -19,22 +21,33 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from authserver.security.keys import Keyring
 
-COOKIE = "authserver_session"
 REQUEST_TTL = 15 * 60  # seconds a login or consent form stays valid
+
+
+def cookie_name(secure: bool) -> str:
+    # The __Host- prefix makes browsers refuse the cookie unless it is Secure, host-only and
+    # for Path=/, so no sibling subdomain can plant one; it needs https to be set at all.
+    return "__Host-authserver_session" if secure else "authserver_session"
 
 
 @dataclass(frozen=True)
 class Session:
-    sid: str  # random per browser session, renewed at login (no fixation)
-    user_id: str | None = None
-    login_at: int | None = None  # Unix time of the password check
+    sid: str  # random per browser session, replaced at sign-in (no fixation)
 
     @staticmethod
-    def anonymous() -> Session:
-        return Session(sid=secrets.token_urlsafe(24))
+    def new() -> Session:
+        return Session(secrets.token_urlsafe(24))
 
-    def signed_in(self, now: float, ttl: int) -> bool:
-        return self.user_id is not None and self.login_at is not None and now < self.login_at + ttl
+    @property
+    def digest(self) -> bytes:
+        """What the database knows the session by: a stolen table holds no usable cookie."""
+        return hashlib.sha256(self.sid.encode()).digest()
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    query: str
+    nonce: str | None
 
 
 class Signer:
@@ -46,51 +59,43 @@ class Signer:
         self._request = URLSafeSerializer(keys, salt="authorize-request")
 
     def dump_session(self, session: Session) -> str:
-        return self._session.dumps([session.sid, session.user_id, session.login_at])
+        return self._session.dumps(session.sid)
 
     def load_session(self, value: str | None) -> Session | None:
-        data = _loads(self._session, value)
-        if not (isinstance(data, list) and len(data) == 3 and isinstance(data[0], str)):
-            return None
-        sid, user_id, login_at = data
-        if not (user_id is None or isinstance(user_id, str)):
-            return None
-        if not (login_at is None or isinstance(login_at, int)):
-            return None
-        return Session(sid, user_id, login_at)
+        sid = _loads(self._session, value)
+        return Session(sid) if isinstance(sid, str) and 16 <= len(sid) <= 64 else None
 
     def csrf_token(self, session: Session) -> str:
-        return self._csrf.dumps(session.sid)
+        return self._csrf.dumps([session.sid, int(time.time()) + REQUEST_TTL])
 
     def csrf_ok(self, token: str | None, session: Session | None) -> bool:
-        sid = _loads(self._csrf, token)
-        return (
-            session is not None
-            and isinstance(sid, str)
-            and hmac.compare_digest(sid.encode(), session.sid.encode())
-        )
+        data = _loads(self._csrf, token)
+        if session is None or not (isinstance(data, list) and len(data) == 2):
+            return False
+        sid, expires = data
+        if not isinstance(sid, str) or not isinstance(expires, int) or expires < time.time():
+            return False
+        return hmac.compare_digest(sid.encode(), session.sid.encode())
 
-    def sign_request(self, query: str, session: Session, nonce: str | None = None) -> str:
-        """The validated authorization request, bound to this browser session."""
+    def sign_request(
+        self, query: str, session: Session, user_id: str | None, nonce: str | None = None
+    ) -> str:
+        """The validated authorization request, bound to this browser session and user."""
         expires = int(time.time()) + REQUEST_TTL
-        return self._request.dumps([query, session.sid, session.user_id, nonce, expires])
+        return self._request.dumps([query, session.sid, user_id, nonce, expires])
 
-    def load_request(self, value: str | None, session: Session) -> SignedRequest | None:
+    def load_request(
+        self, value: str | None, session: Session, user_id: str | None
+    ) -> SignedRequest | None:
         data = _loads(self._request, value)
         if not (isinstance(data, list) and len(data) == 5):
             return None
-        query, sid, user_id, nonce, expires = data
+        query, sid, signed_user, nonce, expires = data
         if not isinstance(query, str) or not isinstance(expires, int) or expires < time.time():
             return None
-        if sid != session.sid or user_id != session.user_id:
-            return None  # made for another session, or before the user changed
+        if sid != session.sid or signed_user != user_id:
+            return None  # made for another session, or for another user
         return SignedRequest(query, nonce if isinstance(nonce, str) else None)
-
-
-@dataclass(frozen=True)
-class SignedRequest:
-    query: str
-    nonce: str | None
 
 
 def _loads(serializer: URLSafeSerializer, value: str | None) -> Any:

@@ -16,3 +16,14 @@ CREATE TABLE consent_nonces (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX consent_nonces_expires_idx ON consent_nonces (expires_at);
+
+-- Signed-in browser sessions. The cookie carries only a signed random id; this row is what
+-- makes it signed in, so signing out (or deleting the user) ends it everywhere at once.
+CREATE TABLE browser_sessions (
+    sid_digest bytea PRIMARY KEY CHECK (length(sid_digest) = 32),
+    user_id    text NOT NULL REFERENCES users ON DELETE CASCADE,
+    login_at   timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX browser_sessions_user_idx ON browser_sessions (user_id);
+CREATE INDEX browser_sessions_expires_idx ON browser_sessions (expires_at);

@@ -42,3 +42,17 @@ WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL;
 INSERT INTO authorization_codes (digest, client_id, user_id, grant_id, redirect_uri, scope,
                                  code_challenge, code_challenge_method, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9::double precision));
+
+-- name: insert_session
+-- Sign a browser session in for $3 seconds.
+INSERT INTO browser_sessions (sid_digest, user_id, expires_at)
+VALUES ($1, $2, now() + make_interval(secs => $3::double precision));
+
+-- name: session_user
+-- The user a live browser session is signed in as.
+SELECT u.* FROM browser_sessions s JOIN users u ON u.user_id = s.user_id
+WHERE s.sid_digest = $1 AND s.expires_at > now();
+
+-- name: delete_session
+-- Sign a browser session out.
+DELETE FROM browser_sessions WHERE sid_digest = $1;
