@@ -9,6 +9,7 @@ validated request, so a POST cannot change the client, redirect URI, scopes or P
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
 from starlette.exceptions import HTTPException
@@ -24,6 +25,7 @@ from authserver.oauth.bridge import Checked, ErrorPage, ErrorRedirect
 from authserver.oauth.flow import Flow
 from authserver.oauth.params import BadRequest, parse_form, parse_query
 from authserver.resources import Resources
+from authserver.validation import normalize_login
 from authserver.web.body import read_body
 from authserver.web.session import REQUEST_TTL, Session, cookie_name
 
@@ -51,7 +53,9 @@ async def authorize(request: Request) -> Response:
     prompts = set(parse_query(query)[0].get("prompt", "").split())
     if user is None or "login" in prompts:
         if "none" in prompts:
-            return _redirect(bridge.error_for(res, checked, "login_required", "sign-in needed"))
+            return _redirect_or_page(
+                res, lambda: bridge.error_for(res, checked, "login_required", "sign-in needed")
+            )
         login_query = _without_prompt(query, "login")
         return _login_page(res, request, session, user, login_query, checked)
     grant = await res.store.active_grant(user.user_id, checked.client.client_id)
@@ -61,7 +65,9 @@ async def authorize(request: Request) -> Response:
     if remembered and not checked.client.is_public and "consent" not in prompts:
         return await _issue(res, flow, query, checked, 302)
     if "none" in prompts:
-        return _redirect(bridge.error_for(res, checked, "consent_required", "consent needed"))
+        return _redirect_or_page(
+            res, lambda: bridge.error_for(res, checked, "consent_required", "consent needed")
+        )
     assert session is not None  # a signed-in user came with a session
     return await _consent_page(res, request, session, user, query, checked)
 
@@ -114,7 +120,10 @@ async def _login(
     settings = res.settings
     username, password = form.get("username", ""), form.get("password", "")
     address = request.client.host if request.client is not None else "unknown"
-    account_key, address_key = f"account:{username.lower()[:255]}", f"address:{address}"
+    # One counter per account however its login is spelt (case, fullwidth: NFKC), as it is
+    # looked up: otherwise each spelling would get its own allowance of failures.
+    account = normalize_login(username).lower()[:255]
+    account_key, address_key = f"account:{account}", f"address:{address}"
     if await res.store.login_locked([account_key, address_key]):
         paused = res.pages.error(
             429, "Too many attempts", "Sign-in is paused for a while. Try again later."
@@ -177,7 +186,7 @@ async def _consent(
         await res.store.audit(
             "consent.denied", client_id=checked.client.client_id, user_id=user.user_id
         )
-        return _redirect(bridge.deny(res, checked))
+        return _redirect_or_page(res, lambda: bridge.deny(res, checked))
     return await _issue(res, flow, query, checked, 303)
 
 
@@ -306,6 +315,11 @@ def _same_origin(res: Resources, request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True  # CSRF tokens still apply; older browsers omit Origin on same-site posts
+    if origin == "null":
+        # Our pages say Referrer-Policy: no-referrer, under which browsers send "Origin: null"
+        # even on their own same-origin form posts (Fetch, "serializing a request origin");
+        # Sec-Fetch-Site still tells a same-origin post from a sandboxed or cross-site one.
+        return request.headers.get("sec-fetch-site", "same-origin") == "same-origin"
     issuer = urlsplit(res.settings.issuer)
     return origin == f"{issuer.scheme}://{issuer.netloc}"
 
@@ -351,6 +365,14 @@ def _secure(res: Resources) -> bool:
 
 def _redirect(target: ErrorRedirect) -> Response:
     return RedirectResponse(target.location, 303)
+
+
+def _redirect_or_page(res: Resources, make: Callable[[], ErrorRedirect]) -> Response:
+    """An error redirect, or a page when there is nowhere to redirect to (the oob URN)."""
+    try:
+        return _redirect(make())
+    except ErrorPage as exc:
+        return _error_page(res, exc)
 
 
 def _error_page(res: Resources, exc: ErrorPage) -> Response:

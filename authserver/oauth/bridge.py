@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import asyncpg
 from oauthlib.common import add_params_to_uri
 from oauthlib.oauth2.rfc6749.errors import (
     FatalClientError,
@@ -48,9 +49,9 @@ from authserver.oauth.flow import (
     active,
 )
 from authserver.oauth.params import (
+    BadClientAuth,
     BadRequest,
     ClientCredentials,
-    ClientMismatch,
     client_credentials,
     encode_form,
     parse_form,
@@ -82,10 +83,12 @@ async def handle(res: Resources, request: Request, endpoint: Endpoint) -> Respon
         parsed = await _parse(request)
     except BadRequest as exc:
         return oauth_error(400, "invalid_request", exc.description)
-    except ClientMismatch:
-        return oauth_error(
-            401, "invalid_client", "client_id does not match the authenticated client"
-        )
+    except BadClientAuth as exc:
+        return oauth_error(401, "invalid_client", exc.description)
+    if endpoint == "token" and "grant_type" not in parsed.params:
+        # RFC 6749 §5.2: a missing required parameter is invalid_request (oauthlib would fall
+        # back to its default grant and answer unsupported_grant_type).
+        return oauth_error(400, "invalid_request", "the grant_type parameter is required")
     flow = Flow(endpoint, parsed.credentials)
     await _load(res, flow, parsed.params)
     headers, body, status = decide(res, flow, parsed.params)
@@ -199,20 +202,45 @@ class _ClaimLost(Exception):
 async def _store(res: Resources, flow: Flow) -> bool:
     """Apply the flow's intents in one transaction; False when a single-use claim was lost."""
     try:
-        async with res.store.transaction() as tx:
-            await _apply(res, tx, flow)
+        await _in_transaction(res, lambda tx: _apply(res, tx, flow))
+    except _ClaimLost as exc:
+        lost = exc
+    else:
         return True
-    except _ClaimLost as lost:
-        # Someone else redeemed it first: what was issued from it can no longer be trusted.
-        async with res.store.transaction() as tx:
-            await _revoke(tx, lost.revoke)
-            await tx.audit(
-                lost.audit.kind,
-                client_id=lost.audit.client_id,
-                user_id=lost.audit.user_id,
-                detail=lost.audit.detail,
-            )
-        return False
+    # Someone else redeemed it first: what was issued from it can no longer be trusted.
+    await _in_transaction(res, lambda tx: _after_lost_claim(tx, lost))
+    return False
+
+
+async def _after_lost_claim(tx: Store, lost: _ClaimLost) -> None:
+    await _revoke(tx, lost.revoke)
+    await tx.audit(
+        lost.audit.kind,
+        client_id=lost.audit.client_id,
+        user_id=lost.audit.user_id,
+        detail=lost.audit.detail,
+    )
+
+
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_ATTEMPTS = 3
+
+
+async def _in_transaction(res: Resources, work: Callable[[Store], Awaitable[None]]) -> None:
+    """Run ``work`` in one transaction, again from the start if PostgreSQL aborted it.
+
+    Concurrent revocations of one family (refresh reuse, code replay, RFC 7009) can lock the
+    same rows in different orders; PostgreSQL then aborts one of them (40P01). The rolled-back
+    transaction wrote nothing, so running it again is safe (checklist R-04, R-11).
+    """
+    for attempt in range(_ATTEMPTS):
+        try:
+            async with res.store.transaction() as tx:
+                await work(tx)
+            return
+        except _RETRYABLE:
+            if attempt == _ATTEMPTS - 1:
+                raise
 
 
 async def _apply(res: Resources, tx: Store, flow: Flow) -> None:
@@ -284,6 +312,7 @@ async def _issue(res: Resources, tx: Store, client_id: str, intent: IssueTokens)
                 digest=token_digest(intent.refresh_token),
                 kind="refresh",
                 expires_in=settings.refresh_token_ttl,
+                scope=intent.scope if intent.refresh_scope is None else intent.refresh_scope,
             )
         )
 

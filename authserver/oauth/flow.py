@@ -31,6 +31,9 @@ class IssueTokens:
     family_id: UUID | None
     code_digest: bytes | None = None  # the code being redeemed, if any
     rotated_from: bytes | None = None  # the refresh token being rotated out, if any
+    # RFC 6749 §6: a rotated refresh token keeps the scope of the one it replaces, even when
+    # the access token was narrowed; None means the same scope as the access token.
+    refresh_scope: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,18 @@ INACTIVE: dict[str, Any] = {"active": False}
 
 
 def introspection_claims(row: TokenRow, issuer: str) -> dict[str, Any] | None:
-    """RFC 7662 §2.2 members for an active token; None when it is not active."""
-    if not row.active:
+    """RFC 7662 §2.2 members for an active access token; None for anything else.
+
+    A refresh token is never "active" here: only its client may use it, at the token endpoint,
+    and a resource server that checked nothing but ``active`` would otherwise take a month-long
+    refresh token for an access token.
+    """
+    if not row.active or row.kind != "access":
         return None
     claims: dict[str, Any] = {
         "scope": row.scope,
         "client_id": row.client_id,
-        "token_type": "Bearer" if row.kind == "access" else "refresh_token",
+        "token_type": "Bearer",
         "iat": int(row.created_at.timestamp()),
         "iss": issuer,
     }

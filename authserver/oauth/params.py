@@ -86,36 +86,44 @@ class ClientCredentials:
 def client_credentials(authorization: str | None, params: dict[str, str]) -> ClientCredentials:
     """Read client credentials from HTTP Basic or the body, refusing to mix the two.
 
-    Raises ``BadRequest`` for a malformed header or two methods at once, and ``ClientMismatch``
-    when the body names a client other than the one authenticated by Basic.
+    Raises ``BadRequest`` for two methods at once, and ``BadClientAuth`` for a malformed Basic
+    header or a body naming a client other than the one authenticated by Basic.
     """
     if authorization is not None and authorization[:6].lower() == "basic ":
         if "client_secret" in params:
             raise BadRequest("use one client authentication method, not two")
         client_id, secret = _basic(authorization[6:].strip())
         if "client_id" in params and params["client_id"] != client_id:
-            raise ClientMismatch()
+            raise BadClientAuth("client_id does not match the authenticated client")
         return ClientCredentials(client_id, secret, "basic")
     if "client_secret" in params:
         return ClientCredentials(params.get("client_id"), params["client_secret"], "post")
     return ClientCredentials(params.get("client_id"), None, "none")
 
 
-class ClientMismatch(Exception):
-    """The body's client_id is not the client that authenticated with HTTP Basic."""
+class BadClientAuth(Exception):
+    """Client authentication failed before any client was looked up (RFC 6749 §5.2
+    invalid_client; S-28: a malformed Basic header is a failed authentication, not a 500)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
 
 
 def _basic(encoded: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
-        raise BadRequest("the Basic authorization header is malformed") from None
+        raise BadClientAuth("the Basic authorization header is malformed") from None
     client_id, colon, secret = decoded.partition(":")
     if not colon:
-        raise BadRequest("the Basic authorization header is malformed")
+        raise BadClientAuth("the Basic authorization header is malformed")
     # RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined.
-    client_id = _decode(client_id.encode(), "the Basic client id")
-    secret = _decode(secret.encode(), "the Basic client secret")
+    try:
+        client_id = _decode(client_id.encode(), "the Basic client id")
+        secret = _decode(secret.encode(), "the Basic client secret")
+    except BadRequest as exc:
+        raise BadClientAuth(exc.description) from None
     if not client_id:
-        raise BadRequest("the Basic authorization header has no client id")
+        raise BadClientAuth("the Basic authorization header has no client id")
     return client_id, secret

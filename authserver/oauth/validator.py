@@ -7,6 +7,9 @@ clause they enforce.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import inspect
 import re
 import uuid
@@ -14,7 +17,11 @@ from typing import Any
 
 from oauthlib.common import Request
 from oauthlib.oauth2 import RequestValidator
-from oauthlib.oauth2.rfc6749.errors import InvalidRequestError, UnsupportedResponseTypeError
+from oauthlib.oauth2.rfc6749.errors import (
+    InvalidRequestError,
+    UnauthorizedClientError,
+    UnsupportedResponseTypeError,
+)
 
 from authserver import scopes as scope_names
 from authserver.models import Client
@@ -155,18 +162,24 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
         row = flow.code
         if row is None or row.digest != token_digest(code) or row.client_id != client.client_id:
             return False
-        if row.consumed:
-            # RFC 6749 §4.1.2: a code used twice revokes what it issued.
-            flow.record(RevokeCodeFamilies(row.digest))
-            flow.record(Audit("code.replay_detected", client.client_id, row.user_id))
-            return False
-        if not row.live:
-            return False
         verifier = request.code_verifier
         if verifier is not None and not _VERIFIER.fullmatch(verifier):
             return False
         if row.code_challenge is None and verifier is not None:
             return False  # RFC 9700 §4.8.2: no challenge at authorize, no verifier now (downgrade)
+        if request.redirect_uri != row.redirect_uri:
+            # RFC 6749 §4.1.3, §5.2: invalid_grant (oauthlib's confirm_redirect_uri path would
+            # answer invalid_request).
+            return False
+        if row.consumed:
+            # RFC 6749 §4.1.2: a code used twice revokes what it issued, but only when the replay
+            # is otherwise valid (OAuth 2.1 §7.5.2: an invalid one must not be a revocation DoS).
+            if _verifier_matches(row.code_challenge, verifier):
+                flow.record(RevokeCodeFamilies(row.digest))
+                flow.record(Audit("code.replay_detected", client.client_id, row.user_id))
+            return False
+        if not row.live:
+            return False
         request.scopes = list(scope_names.from_string(row.scope))
         return True
 
@@ -231,6 +244,10 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
         **kw: Any,
     ) -> bool:
         flow = current()
+        if not client.password_grant:
+            # RFC 6749 §5.2 unauthorized_client; oauthlib asks about the user before it checks
+            # the grant type, which would answer invalid_grant.
+            raise UnauthorizedClientError(request=request)
         if flow.user is None or not flow.password_ok:
             flow.record(Audit("login.failed", client.client_id, None, {"via": "password_grant"}))
             return False
@@ -300,6 +317,7 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
                 grant_id=old.grant_id,
                 family_id=old.family_id or uuid.uuid4(),
                 rotated_from=old.digest,
+                refresh_scope=old.scope,
             )
         elif grant_type == "password" and flow.user is not None:
             intent = IssueTokens(
@@ -359,6 +377,15 @@ def check_authorization_request(request: Request) -> dict[str, Any]:
     elif method is not None:
         raise InvalidRequestError(request=request, description="code_challenge is missing")
     return {}
+
+
+def _verifier_matches(challenge: str | None, verifier: str | None) -> bool:
+    """RFC 7636 §4.6 S256 check (or no PKCE on either side)."""
+    if challenge is None or verifier is None:
+        return challenge is None and verifier is None
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    computed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return hmac.compare_digest(computed.encode(), challenge.encode())
 
 
 def _audit_failure(flow: Flow) -> None:
