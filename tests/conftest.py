@@ -1,0 +1,239 @@
+"""Fixtures: a throwaway PostgreSQL, a migrated template database, a fresh clone per test.
+
+The cluster is pgserver's embedded PostgreSQL unless ``AUTHSERVER_TEST_DATABASE_URL`` names a
+server to use instead. Migrations run once, into a template; each test gets its own database
+cloned from it, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from authserver.app import create_apps
+from authserver.config import Settings
+from authserver.db.migrate import migrate
+
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
+SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopq"
+
+# Cheapest argon2 parameters: tests check behaviour, not hashing cost.
+CHEAP_ARGON2 = {
+    "AUTHSERVER_ARGON2_TIME_COST": "1",
+    "AUTHSERVER_ARGON2_MEMORY_COST": "8",
+    "AUTHSERVER_ARGON2_PARALLELISM": "1",
+}
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` (socket-directory URLs keep their query)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def server_environ(database_url: str, **overrides: str) -> dict[str, str]:
+    """The environment a test server runs with."""
+    env = {
+        "AUTHSERVER_DATABASE_URL": database_url,
+        "AUTHSERVER_ISSUER": "https://auth.example.test",
+        "AUTHSERVER_SECRET_KEYS": SECRET_KEY,
+        "AUTHSERVER_ADMIN_TOKENS": ADMIN_TOKEN,
+        "AUTHSERVER_POOL_MIN_SIZE": "1",
+        "AUTHSERVER_POOL_MAX_SIZE": "4",
+        **CHEAP_ARGON2,
+    }
+    env.update({f"AUTHSERVER_{key.upper()}": value for key, value in overrides.items()})
+    return env
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    """A PostgreSQL server for the whole run, as a URL to its maintenance database."""
+    given = os.environ.get("AUTHSERVER_TEST_DATABASE_URL", "").strip()
+    if given:
+        yield given
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset in CI
+        import pgserver
+
+        # Not under pytest's basetemp: a concurrent pytest run prunes old basetemps, and
+        # would delete a running cluster's files.
+        server: Any = pgserver.get_server(  # type: ignore[attr-defined]
+            Path(tempfile.mkdtemp(prefix="authserver-test-pg-")) / "data", cleanup_mode="delete"
+        )
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def template_database(cluster_url: str) -> str:
+    """A database with every migration applied, to clone per test."""
+    name = f"authserver_template_{uuid.uuid4().hex[:8]}"
+
+    async def build() -> None:
+        admin = await asyncpg.connect(cluster_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(with_database(cluster_url, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    return name
+
+
+@pytest.fixture
+async def database_url(cluster_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(cluster_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(cluster_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection, for looking at what the server stored."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings.from_env(server_environ(database_url))
+
+
+@pytest.fixture
+async def admin(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The admin API, in process, authenticated with a configured admin token."""
+    _, app = create_apps(settings)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app),
+            base_url="http://admin.test",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def public(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The public API, in process."""
+    app, _ = create_apps(settings)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="https://auth.example.test"
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def owner(admin: httpx.AsyncClient) -> dict[str, Any]:
+    """A provisioned user who owns applications."""
+    response = await admin.put(
+        "/users/owner-1",
+        json={"login": "olivia", "email": "olivia@example.com", "display_name": "Olivia"},
+    )
+    assert response.status_code == 201
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture
+async def web_client(admin: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
+    """A registered web application, with its secret as returned once at creation."""
+    response = await admin.post(
+        "/clients",
+        json={
+            "name": "Photo Sync",
+            "description": "Syncs your photos",
+            "website": "https://photosync.example",
+            "type": "web",
+            "redirect_uris": ["https://photosync.example/cb"],
+            "owner_id": owner["user_id"],
+        },
+    )
+    assert response.status_code == 201
+    body: dict[str, Any] = response.json()
+    return body
+
+
+ALICE_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+async def alice(admin: httpx.AsyncClient) -> dict[str, Any]:
+    """A user who signs in with a password."""
+    response = await admin.put(
+        "/users/alice-1",
+        json={"login": "alice", "email": "alice@example.com", "password": ALICE_PASSWORD},
+    )
+    assert response.status_code == 201
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture
+async def desktop_client(admin: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
+    """A registered desktop application: a public client with the default redirect URIs."""
+    response = await admin.post(
+        "/clients",
+        json={
+            "name": "Desk Uploader",
+            "website": "https://desk.example",
+            "type": "desktop",
+            "owner_id": owner["user_id"],
+        },
+    )
+    assert response.status_code == 201
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture
+async def introspector(admin: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
+    """A confidential client allowed to introspect: a Phraseanet service."""
+    response = await admin.post(
+        "/clients",
+        json={
+            "name": "Phraseanet API",
+            "website": "https://phraseanet.example",
+            "type": "web",
+            "redirect_uris": ["https://phraseanet.example/cb"],
+            "owner_id": owner["user_id"],
+            "introspection": True,
+        },
+    )
+    assert response.status_code == 201
+    body: dict[str, Any] = response.json()
+    return body

@@ -1,0 +1,158 @@
+"""The decide phase is pure: oauthlib runs over loaded state with no I/O, and no validator method
+may be a coroutine function."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from authserver.config import Settings
+from authserver.models import Client, TokenRow
+from authserver.oauth import bridge
+from authserver.oauth.flow import Flow, IssueTokens
+from authserver.oauth.params import ClientCredentials
+from authserver.oauth.server import build_endpoints
+from authserver.oauth.validator import Validator, assert_synchronous
+from authserver.resources import Resources
+from authserver.security.keys import Keyring
+from authserver.security.tokens import TokenCodec, TokenKind, token_digest
+from tests.conftest import SECRET_KEY
+from tests.conftest import server_environ as environ_for
+
+# Audit events that mean the process reached outside itself: files, sockets, other programs.
+IO_EVENTS = ("open", "socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.fork")
+
+_recording: dict[int, list[str]] = {}  # thread id → events seen while recording in that thread
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    seen = _recording.get(threading.get_ident())
+    if seen is not None and event.startswith(IO_EVENTS):
+        seen.append(event)
+
+
+_hook_installed = False
+
+
+@contextmanager
+def io_events() -> Iterator[list[str]]:
+    """Record the I/O audit events this thread raises inside the block.
+
+    An audit hook cannot be removed, so one hook is installed once and only records while some
+    thread is inside this block.
+    """
+    global _hook_installed
+    if not _hook_installed:
+        sys.addaudithook(_audit)
+        _hook_installed = True
+    seen: list[str] = []
+    _recording[threading.get_ident()] = seen
+    try:
+        yield seen
+    finally:
+        del _recording[threading.get_ident()]
+
+
+CODEC = TokenCodec(Keyring([SECRET_KEY]))
+NOW = datetime.now(UTC)
+
+
+def resources() -> Resources:
+    """Only what the decide phase may use: settings and oauthlib's endpoints. No pool, no store:
+    touching anything else fails the test with an AttributeError."""
+    settings = Settings.from_env(environ_for("postgresql://unused.invalid/none"))
+    only = SimpleNamespace(settings=settings, oauth=build_endpoints(settings, CODEC))
+    return cast(Resources, only)
+
+
+def web_client() -> Client:
+    return Client(
+        client_id="client-1",
+        name="Photo Sync",
+        description="",
+        website="https://photosync.example",
+        client_type="web",
+        redirect_uris=("https://photosync.example/cb",),
+        owner_id="owner-1",
+        password_grant=False,
+        introspection=False,
+        active=True,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def client_credentials_flow() -> tuple[Flow, dict[str, str]]:
+    flow = Flow("token", ClientCredentials("client-1", "secret", "basic"))
+    flow.client, flow.client_authenticated = web_client(), True
+    return flow, {"grant_type": "client_credentials"}
+
+
+def refresh_flow() -> tuple[Flow, dict[str, str]]:
+    refresh = CODEC.mint(TokenKind.REFRESH)
+    flow = Flow("token", ClientCredentials("client-1", "secret", "basic"))
+    flow.client, flow.client_authenticated = web_client(), True
+    flow.token = TokenRow(
+        digest=token_digest(refresh),
+        kind="refresh",
+        client_id="client-1",
+        user_id="alice-1",
+        grant_id=1,
+        family_id=uuid.uuid4(),
+        scope="read write",
+        developer=False,
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=1),
+        username="alice",
+        consumed=False,
+        revoked=False,
+        live=True,
+        client_active=True,
+    )
+    return flow, {"grant_type": "refresh_token", "refresh_token": refresh}
+
+
+@pytest.mark.parametrize("make", [client_credentials_flow, refresh_flow], ids=["cc", "refresh"])
+def test_decide_does_no_io(make: Any) -> None:
+    """The decide phase issues tokens without opening a file, a socket or a process."""
+    res = resources()
+    bridge.decide(res, *make())  # warm-up: lazy imports inside oauthlib read files once
+    flow, params = make()
+    with io_events() as seen:
+        _, body, status = bridge.decide(res, flow, params)
+    assert status == 200, body
+    assert seen == []
+    assert any(isinstance(intent, IssueTokens) for intent in flow.intents)
+
+
+def test_io_recorder_sees_io() -> None:
+    """The recorder used above does notice a file being opened (it is not vacuous)."""
+    with io_events() as seen, open(__file__, "rb"):
+        pass
+    assert "open" in seen
+
+
+def test_async_validator_method_is_refused() -> None:
+    """A validator with an async def method is refused: a coroutine would pass every check."""
+
+    class AsyncValidator(Validator):
+        async def validate_code(  # type: ignore[override]
+            self, client_id: str, code: str, client: Client, request: Any, *a: Any, **kw: Any
+        ) -> bool:
+            return False
+
+    with pytest.raises(TypeError, match="validate_code"):
+        assert_synchronous(AsyncValidator("https://auth.example.test", True))
+
+
+def test_shipped_validator_is_synchronous() -> None:
+    """The validator the server builds passes the start-up check."""
+    assert_synchronous(Validator("https://auth.example.test", True))

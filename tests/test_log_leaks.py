@@ -1,0 +1,228 @@
+"""S-66: a real server's logs never contain a secret, token, code or password.
+
+Each test runs ``python -m authserver serve`` with access logs on, drives every token flow
+(including failures) over HTTP, stops the server and searches everything it wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from tests.conftest import ADMIN_TOKEN, ALICE_PASSWORD, SECRET_KEY
+from tests.live_server import LiveServer, live_server
+from tests.oauth_support import issue_code, pkce_pair
+
+FORM = "application/x-www-form-urlencoded"
+WEB_REDIRECT = "https://photosync.example/cb"
+WRONG_SECRET = "wrong-secret-d2d0f1b6a5c94e7f8a3b"
+
+
+@dataclass
+class Secrets:
+    """Every secret value that crossed the wire while driving the server."""
+
+    values: set[str] = field(default_factory=set)
+
+    def add(self, *values: str) -> None:
+        self.values.update(value for value in values if value)
+
+    def found_in(self, text: str) -> list[str]:
+        return sorted(value for value in self.values if value in text)
+
+
+def basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+async def token_request(
+    http: httpx.AsyncClient, secrets: Secrets, form: Mapping[str, str], authorization: str
+) -> httpx.Response:
+    secrets.add(authorization.removeprefix("Basic "))
+    response = await http.post(
+        "/oauth2/token",
+        data=dict(form),
+        headers={"Content-Type": FORM, "Authorization": authorization},
+    )
+    if response.status_code == 200:
+        issued = response.json()
+        secrets.add(issued["access_token"], issued.get("refresh_token", ""))
+    return response
+
+
+async def drive(
+    server: LiveServer,
+    db: asyncpg.Connection,
+    web_client: dict[str, Any],
+    introspector: dict[str, Any],
+    alice: dict[str, Any],
+) -> Secrets:
+    """Run every flow against the server, successes and failures; return what was secret."""
+    secrets = Secrets()
+    secrets.add(ADMIN_TOKEN, SECRET_KEY, ALICE_PASSWORD, WRONG_SECRET)
+    secrets.add(web_client["client_secret"], introspector["client_secret"])
+    web_auth = basic(web_client["client_id"], web_client["client_secret"])
+    async with (
+        httpx.AsyncClient(base_url=server.admin_url, timeout=10.0) as admin,
+        httpx.AsyncClient(base_url=server.public_url, timeout=10.0) as http,
+    ):
+        # An application registered through the admin listener: its secret is shown once.
+        created = await admin.post(
+            "/clients",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            json={
+                "name": "Script",
+                "website": "https://script.example",
+                "type": "web",
+                "redirect_uris": ["https://script.example/cb"],
+                "owner_id": alice["user_id"],
+                "password_grant": True,
+            },
+        )
+        assert created.status_code == 201, created.text
+        script = created.json()
+        secrets.add(script["client_secret"])
+        script_auth = basic(script["client_id"], script["client_secret"])
+
+        cc = await token_request(http, secrets, {"grant_type": "client_credentials"}, web_auth)
+        assert cc.status_code == 200, cc.text
+
+        verifier, challenge = pkce_pair()
+        code = await issue_code(
+            db,
+            web_client["client_id"],
+            alice["user_id"],
+            redirect_uri=WEB_REDIRECT,
+            challenge=challenge,
+        )
+        secrets.add(code, verifier)
+        exchange = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": WEB_REDIRECT,
+        }
+        exchanged = await token_request(http, secrets, exchange, web_auth)
+        assert exchanged.status_code == 200, exchanged.text
+
+        refresh = {
+            "grant_type": "refresh_token",
+            "refresh_token": exchanged.json()["refresh_token"],
+        }
+        refreshed = await token_request(http, secrets, refresh, web_auth)
+        assert refreshed.status_code == 200, refreshed.text
+        second = {"grant_type": "refresh_token", "refresh_token": refreshed.json()["refresh_token"]}
+        assert (await token_request(http, secrets, second, web_auth)).status_code == 200
+        reused = await token_request(http, secrets, refresh, web_auth)  # kills the family
+        assert reused.status_code == 400
+        replayed = await token_request(http, secrets, exchange, web_auth)
+        assert replayed.status_code == 400
+
+        password = {"grant_type": "password", "username": "alice", "password": ALICE_PASSWORD}
+        granted = await token_request(http, secrets, password, script_auth)
+        assert granted.status_code == 200, granted.text
+        bad_password = {**password, "password": WRONG_SECRET}
+        refused = await token_request(http, secrets, bad_password, script_auth)
+        assert refused.status_code == 400
+
+        wrong_auth = basic(web_client["client_id"], WRONG_SECRET)
+        failed = await token_request(
+            http, secrets, {"grant_type": "client_credentials"}, wrong_auth
+        )
+        assert failed.status_code == 401
+        in_body = {
+            "grant_type": "client_credentials",
+            "client_id": web_client["client_id"],
+            "client_secret": WRONG_SECRET,
+        }
+        failed_post = await http.post("/oauth2/token", data=in_body)
+        assert failed_post.status_code == 401
+
+        introspect_auth = basic(introspector["client_id"], introspector["client_secret"])
+        secrets.add(introspect_auth.removeprefix("Basic "))
+        access = cc.json()["access_token"]
+        looked_up = await http.post(
+            "/oauth2/introspect", data={"token": access}, headers={"Authorization": introspect_auth}
+        )
+        assert looked_up.json()["active"] is True
+        revoked = await http.post(
+            "/oauth2/revoke", data={"token": access}, headers={"Authorization": web_auth}
+        )
+        assert revoked.status_code == 200
+        platform = await admin.post(
+            "/introspect",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            json={"authorization": f"OAuth {granted.json()['access_token']}"},
+        )
+        assert platform.json()["active"] is True
+    return secrets
+
+
+async def run_and_read(
+    database_url: str,
+    tmp_path: Path,
+    db: asyncpg.Connection,
+    clients: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
+    log_level: str,
+) -> tuple[str, Secrets]:
+    """Drive every flow against a server at ``log_level``; its whole output once it stopped."""
+    log_path = tmp_path / "server.log"
+    async with live_server(database_url, log_path, log_level=log_level) as server:
+        secrets = await drive(server, db, *clients)
+    return log_path.read_text(encoding="utf-8", errors="replace"), secrets
+
+
+async def test_no_secrets_in_info_logs(
+    database_url: str,
+    tmp_path: Path,
+    db: asyncpg.Connection,
+    web_client: dict[str, Any],
+    introspector: dict[str, Any],
+    alice: dict[str, Any],
+) -> None:
+    """S-66: at INFO, with access logs, no secret, token, code or password reaches the logs."""
+    output, secrets = await run_and_read(
+        database_url, tmp_path, db, (web_client, introspector, alice), "INFO"
+    )
+    assert "POST /oauth2/token" in output  # the access log was on: the search means something
+    assert secrets.found_in(output) == []
+
+
+async def test_no_secrets_in_debug_logs(
+    database_url: str,
+    tmp_path: Path,
+    db: asyncpg.Connection,
+    web_client: dict[str, Any],
+    introspector: dict[str, Any],
+    alice: dict[str, Any],
+) -> None:
+    """S-66: even at DEBUG no secret, token, code or password reaches the logs."""
+    output, secrets = await run_and_read(
+        database_url, tmp_path, db, (web_client, introspector, alice), "DEBUG"
+    )
+    assert " DEBUG " in output
+    assert secrets.found_in(output) == []
+
+
+async def test_oauthlib_never_logs_at_debug(
+    database_url: str,
+    tmp_path: Path,
+    db: asyncpg.Connection,
+    web_client: dict[str, Any],
+    introspector: dict[str, Any],
+    alice: dict[str, Any],
+) -> None:
+    """S-66/F4: with AUTHSERVER_LOG_LEVEL=DEBUG the oauthlib logger still stays at INFO."""
+    output, _ = await run_and_read(
+        database_url, tmp_path, db, (web_client, introspector, alice), "DEBUG"
+    )
+    debug_lines = re.findall(r"^.* DEBUG (\S+): .*$", output, re.MULTILINE)
+    assert debug_lines  # other loggers did log at DEBUG
+    assert [name for name in debug_lines if name.startswith("oauthlib")] == []

@@ -1,0 +1,139 @@
+"""Concurrent requests for single-use things: codes and refresh tokens (checklist R-01, R-03,
+R-04). The in-process app gets a pool as large as the burst, so the requests really overlap in
+the database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+import httpx
+import pytest
+
+from authserver.security.tokens import token_digest
+from tests.token_support import (
+    FORM,
+    code_params,
+    post_token,
+    public_app,
+    stored_token,
+    web_auth,
+    web_code,
+    web_tokens,
+)
+
+Client = dict[str, Any]
+
+BURST = 20
+ROUNDS = 4
+
+
+@pytest.fixture
+async def racing(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The public API with a pool large enough for a whole burst at once."""
+    async with public_app(database_url, pool_max_size=str(BURST)) as client:
+        yield client
+
+
+def outcomes(responses: list[httpx.Response]) -> Counter[tuple[int, str | None]]:
+    """How many responses of each (status, error) there were."""
+    return Counter(
+        (r.status_code, None if r.status_code == 200 else r.json().get("error")) for r in responses
+    )
+
+
+async def active_refresh_tokens(db: asyncpg.Connection, family_id: Any) -> int:
+    count: int = await db.fetchval(
+        """SELECT count(*) FROM tokens WHERE family_id = $1 AND kind = 'refresh'
+           AND revoked_at IS NULL AND consumed_at IS NULL AND expires_at > now()""",
+        family_id,
+    )
+    return count
+
+
+async def test_concurrent_code_redemption_has_one_winner(
+    racing: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+) -> None:
+    """R-01: of 20 simultaneous redemptions of one code exactly one succeeds, none fails 5xx."""
+    for _ in range(ROUNDS):
+        code, verifier = await web_code(db, web_client, alice)
+        responses = await asyncio.gather(
+            *(
+                post_token(racing, code_params(code, verifier), headers=web_auth(web_client))
+                for _ in range(BURST)
+            )
+        )
+        assert outcomes(responses) == {(200, None): 1, (400, "invalid_grant"): BURST - 1}
+        families = await db.fetchval(
+            "SELECT count(DISTINCT family_id) FROM tokens WHERE code_digest = $1",
+            token_digest(code),
+        )
+        assert families == 1
+
+
+async def test_concurrent_refresh_has_one_winner(
+    racing: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+) -> None:
+    """R-03: of 20 simultaneous refreshes of one token exactly one succeeds, none fails 5xx."""
+    for _ in range(ROUNDS):
+        tokens = await web_tokens(racing, db, web_client, alice)
+        params = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        responses = await asyncio.gather(
+            *(post_token(racing, params, headers=web_auth(web_client)) for _ in range(BURST))
+        )
+        assert outcomes(responses) == {(200, None): 1, (400, "invalid_grant"): BURST - 1}
+
+
+async def test_concurrent_refresh_leaves_at_most_one_live_refresh_token(
+    racing: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+) -> None:
+    """R-03: after a refresh burst at most one refresh token of the family is still usable."""
+    for _ in range(ROUNDS):
+        tokens = await web_tokens(racing, db, web_client, alice)
+        row = await stored_token(db, tokens["refresh_token"])
+        assert row is not None
+        params = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        responses = await asyncio.gather(
+            *(post_token(racing, params, headers=web_auth(web_client)) for _ in range(BURST))
+        )
+        assert all(response.status_code < 500 for response in responses)
+        assert await active_refresh_tokens(db, row["family_id"]) <= 1
+        winners = [r.json()["refresh_token"] for r in responses if r.status_code == 200]
+        usable = 0
+        for refresh_token in winners:
+            again = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+            retry = await post_token(racing, again, headers=web_auth(web_client))
+            usable += retry.status_code == 200
+        assert usable <= 1
+
+
+async def test_refresh_racing_revocation_leaves_nothing_alive(
+    racing: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+) -> None:
+    """R-04: a refresh racing the revocation of its refresh token leaves no live token behind."""
+    for _ in range(ROUNDS * 2):
+        tokens = await web_tokens(racing, db, web_client, alice)
+        row = await stored_token(db, tokens["refresh_token"])
+        assert row is not None
+        revoke = racing.post(
+            "/oauth2/revoke",
+            content=urlencode(
+                {"token": tokens["refresh_token"], "token_type_hint": "refresh_token"}
+            ),
+            headers={"Content-Type": FORM, **web_auth(web_client)},
+        )
+        params = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        refreshes = [post_token(racing, params, headers=web_auth(web_client)) for _ in range(3)]
+        responses = await asyncio.gather(revoke, *refreshes)
+        assert responses[0].status_code == 200
+        assert all(response.status_code < 500 for response in responses)
+        alive = await db.fetchval(
+            """SELECT count(*) FROM tokens WHERE family_id = $1
+               AND revoked_at IS NULL AND consumed_at IS NULL""",
+            row["family_id"],
+        )
+        assert alive == 0

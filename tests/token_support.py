@@ -1,0 +1,130 @@
+"""Helpers for the token-endpoint tests: form posts, client authentication, redeeming codes."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import asyncpg
+import httpx
+from asgi_lifespan import LifespanManager
+
+from authserver.app import create_apps
+from authserver.config import Settings
+from authserver.security.tokens import token_digest
+from tests.conftest import server_environ as environ_for
+from tests.oauth_support import issue_code, pkce_pair
+
+TOKEN = "/oauth2/token"
+ALIAS = "/api/oauthv2/token"
+FORM = "application/x-www-form-urlencoded"
+WEB_REDIRECT = "https://photosync.example/cb"
+DESKTOP_REDIRECT = "http://127.0.0.1/callback"
+
+Params = Mapping[str, str] | Sequence[tuple[str, str]] | str | bytes
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    """An RFC 6749 §2.3.1 Basic header: id and secret form-urlencoded, then base64."""
+    joined = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return {"Authorization": "Basic " + base64.b64encode(joined.encode()).decode()}
+
+
+def web_auth(client: Mapping[str, Any]) -> dict[str, str]:
+    return basic(client["client_id"], client["client_secret"])
+
+
+async def post_token(
+    public: httpx.AsyncClient,
+    params: Params,
+    *,
+    headers: Mapping[str, str] | None = None,
+    path: str = TOKEN,
+) -> httpx.Response:
+    """POST a form to the token endpoint; a str or bytes body is sent exactly as given."""
+    content = params if isinstance(params, (str, bytes)) else urlencode(params)
+    return await public.post(
+        path, content=content, headers={"Content-Type": FORM, **(headers or {})}
+    )
+
+
+async def introspect(
+    public: httpx.AsyncClient, introspector: Mapping[str, Any], token: str
+) -> dict[str, Any]:
+    """What RFC 7662 introspection says about a token, asked by a trusted resource server."""
+    response = await public.post(
+        "/oauth2/introspect",
+        content=urlencode({"token": token}),
+        headers={"Content-Type": FORM, **web_auth(introspector)},
+    )
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def stored_token(db: asyncpg.Connection, token: str) -> asyncpg.Record | None:
+    """The tokens row of a token string, found by its SHA-256 digest."""
+    row: asyncpg.Record | None = await db.fetchrow(
+        "SELECT * FROM tokens WHERE digest = $1", token_digest(token)
+    )
+    return row
+
+
+async def audit_kinds(db: asyncpg.Connection) -> list[str]:
+    return [row["kind"] for row in await db.fetch("SELECT kind FROM audit_events")]
+
+
+async def web_code(
+    db: asyncpg.Connection,
+    web_client: Mapping[str, Any],
+    user: Mapping[str, Any],
+    **kwargs: Any,
+) -> tuple[str, str]:
+    """A fresh PKCE code for the web client, redirect URI stored; (code, verifier)."""
+    verifier, challenge = pkce_pair()
+    kwargs.setdefault("redirect_uri", WEB_REDIRECT)
+    code = await issue_code(
+        db, web_client["client_id"], user["user_id"], challenge=challenge, **kwargs
+    )
+    return code, verifier
+
+
+def code_params(code: str, verifier: str, redirect_uri: str = WEB_REDIRECT) -> dict[str, str]:
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": redirect_uri,
+    }
+
+
+async def web_tokens(
+    public: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    web_client: Mapping[str, Any],
+    user: Mapping[str, Any],
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Tokens the web client got by redeeming a fresh code (asserted to succeed)."""
+    code, verifier = await web_code(db, web_client, user, **kwargs)
+    response = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@asynccontextmanager
+async def public_app(database_url: str, **overrides: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The public API built with settings overrides (e.g. ``pool_max_size="20"``)."""
+    settings = Settings.from_env(environ_for(database_url, **overrides))
+    app, _ = create_apps(settings)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="https://auth.example.test"
+        ) as client,
+    ):
+        yield client
