@@ -63,6 +63,7 @@ class Settings:
     login_max_failures: int = 5  # per account, within login_lockout
     login_max_failures_per_address: int = 50  # per client address, within login_lockout
     login_lockout: int = 15 * 60
+    client_max_failures: int = 20  # failed client authentications within login_lockout
     argon2: Argon2Params = Argon2Params()
     pool_min_size: int = 2
     pool_max_size: int = 10
@@ -95,6 +96,7 @@ class Settings:
                 "LOGIN_MAX_FAILURES_PER_ADDRESS", _int(1, 100000), 50
             ),
             login_lockout=env.get("LOGIN_LOCKOUT", _duration(1, 86400), 15 * 60),
+            client_max_failures=env.get("CLIENT_MAX_FAILURES", _int(1, 100000), 20),
             argon2=Argon2Params(
                 time_cost=env.get("ARGON2_TIME_COST", _int(1, 100), 3),
                 memory_cost=env.get("ARGON2_MEMORY_COST", _int(8, 4 * 1024 * 1024), 65536),

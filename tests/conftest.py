@@ -101,17 +101,41 @@ def template_database(cluster_url: str) -> str:
     return name
 
 
-@pytest.fixture
-async def database_url(cluster_url: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database of this test's own."""
+async def create_database(cluster_url: str, template: str | None = None) -> str:
+    """A new database on the cluster (a clone of ``template``, or empty); its URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
+    clone = f' TEMPLATE "{template}"' if template else ""
     admin = await asyncpg.connect(cluster_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(cluster_url, name)
+        await admin.execute(f'CREATE DATABASE "{name}"{clone}')
+    finally:
+        await admin.close()
+    return with_database(cluster_url, name)
+
+
+async def drop_database(cluster_url: str, database_url: str) -> None:
+    name = urlsplit(database_url).path.lstrip("/")
+    admin = await asyncpg.connect(cluster_url)
+    try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(cluster_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own."""
+    url = await create_database(cluster_url, template_database)
+    yield url
+    await drop_database(cluster_url, url)
+
+
+@pytest.fixture
+async def empty_database_url(cluster_url: str) -> AsyncIterator[str]:
+    """A database of this test's own with no schema at all."""
+    url = await create_database(cluster_url)
+    yield url
+    await drop_database(cluster_url, url)
 
 
 @pytest.fixture

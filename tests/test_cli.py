@@ -6,8 +6,6 @@ import asyncio
 import io
 import json
 import sys
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,25 +90,6 @@ def cli(
 def bare_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
     """The CLI with no configuration at all."""
     return Cli({}, capsys, monkeypatch)
-
-
-@pytest.fixture
-def empty_database_url(cluster_url: str) -> Iterator[str]:
-    """A database with no schema at all."""
-    name = f"e_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(cluster_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield conftest.with_database(cluster_url, name)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def register(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +14,6 @@ import pytest
 from authserver.db.migrate import Migration, MigrationError, migrate, shipped_migrations
 from authserver.db.queries import load_queries, parse_queries
 from authserver.files import data_dir
-from tests.conftest import with_database
 
 TABLES = {
     "users",
@@ -30,19 +28,6 @@ TABLES = {
     "browser_sessions",
     "schema_migrations",
 }
-
-
-@pytest.fixture
-async def empty_database_url(cluster_url: str) -> AsyncIterator[str]:
-    """A database of this test's own with nothing in it, dropped afterwards."""
-    name = f"empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(cluster_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield with_database(cluster_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

@@ -7,18 +7,14 @@ repository, so nothing can be found relative to the checkout by accident.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from authserver.db.queries import load_queries
@@ -95,25 +91,6 @@ def probe(site: Path, outside: Path) -> dict[str, Any]:
     done = run([sys.executable, "-c", PROBE], cwd=outside, env=installed_environ(site))
     found: dict[str, Any] = json.loads(done.stdout)
     return found
-
-
-@pytest.fixture
-def empty_database_url(cluster_url: str) -> Iterator[str]:
-    """A database with no schema at all."""
-    name = f"e_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(cluster_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield conftest.with_database(cluster_url, name)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_wheel_contains_migrations(wheel_names: list[str]) -> None:

@@ -29,6 +29,17 @@ REVOKE = "/oauth2/revoke"
 INTROSPECT = "/oauth2/introspect"
 METADATA = "/.well-known/oauth-authorization-server"
 INACTIVE = {"active": False}
+UNKNOWN_TOKENS = pytest.mark.parametrize(
+    "token",
+    [
+        CODEC.mint(TokenKind.ACCESS),  # well formed, correctly signed, never issued
+        CODEC.mint(TokenKind.REFRESH),
+        "phrat_" + "A" * 59,  # the right shape with a forged MAC
+        "garbage",
+        "x" * 4000,
+    ],
+    ids=["unknown-access", "unknown-refresh", "forged-mac", "garbage", "long"],
+)
 
 
 async def post_form(
@@ -188,17 +199,7 @@ async def test_revoking_another_clients_token_does_nothing(
     assert (await introspect(public, introspector, token))["active"] is True
 
 
-@pytest.mark.parametrize(
-    "token",
-    [
-        CODEC.mint(TokenKind.ACCESS),  # well formed, correctly signed, never issued
-        CODEC.mint(TokenKind.REFRESH),
-        "phrat_" + "A" * 59,  # the right shape with a forged MAC
-        "garbage",
-        "x" * 4000,
-    ],
-    ids=["unknown-access", "unknown-refresh", "forged-mac", "garbage", "long"],
-)
+@UNKNOWN_TOKENS
 async def test_revoking_unknown_or_forged_token_is_200(
     public: httpx.AsyncClient, web_client: dict[str, Any], token: str
 ) -> None:
@@ -456,17 +457,7 @@ async def test_revoked_token_is_inactive(
     assert await introspect(public, introspector, token) == INACTIVE
 
 
-@pytest.mark.parametrize(
-    "token",
-    [
-        CODEC.mint(TokenKind.ACCESS),  # well formed, correctly signed, never issued
-        CODEC.mint(TokenKind.REFRESH),
-        "phrat_" + "A" * 59,  # the right shape with a forged MAC
-        "garbage",
-        "x" * 4000,
-    ],
-    ids=["unknown-access", "unknown-refresh", "forged-mac", "garbage", "long"],
-)
+@UNKNOWN_TOKENS
 async def test_unknown_or_forged_token_is_inactive(
     public: httpx.AsyncClient, introspector: dict[str, Any], token: str
 ) -> None:

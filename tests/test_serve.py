@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -183,20 +182,11 @@ def assert_no_traceback(text: str) -> None:
 @pytest.fixture(scope="module")
 def module_database_url(cluster_url: str, template_database: str) -> Iterator[str]:
     """A fresh migrated database shared by this module's long-running server."""
-    name = f"serve_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(cluster_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
+    url = asyncio.run(conftest.create_database(cluster_url, template_database))
     try:
-        yield conftest.with_database(cluster_url, name)
+        yield url
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(conftest.drop_database(cluster_url, url))
 
 
 @pytest.fixture(scope="module")

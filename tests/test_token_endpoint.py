@@ -991,3 +991,71 @@ async def test_missing_grant_type_is_refused(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
     assert await db.fetchval("SELECT count(*) FROM tokens") == 0
+
+
+# Brute force and error hygiene
+
+
+@pytest.fixture
+async def strict_public(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The public app pausing a client after three failed authentications."""
+    async with public_app(database_url, client_max_failures="3") as client:
+        yield client
+
+
+async def test_client_brute_force_is_paused(
+    strict_public: httpx.AsyncClient, web_client: Client
+) -> None:
+    """S-29: after the configured failures even the right secret gets 429 for a while."""
+    for _ in range(3):
+        wrong = await post_token(
+            strict_public, CLIENT_CREDENTIALS, headers=basic(web_client["client_id"], "nope")
+        )
+        assert wrong.status_code == 401
+    paused = await post_token(strict_public, CLIENT_CREDENTIALS, headers=web_auth(web_client))
+    assert paused.status_code == 429
+    assert paused.json()["error"] == "invalid_client"
+    assert int(paused.headers["retry-after"]) > 0
+
+
+async def test_client_recovers_after_the_pause(
+    strict_public: httpx.AsyncClient, web_client: Client, db: asyncpg.Connection
+) -> None:
+    """S-29: the pause ends by itself: no permanent lockout an attacker could cause."""
+    for _ in range(3):
+        await post_token(
+            strict_public, CLIENT_CREDENTIALS, headers=basic(web_client["client_id"], "nope")
+        )
+    await db.execute("UPDATE login_failures SET locked_until = now() - interval '1 second'")
+    response = await post_token(strict_public, CLIENT_CREDENTIALS, headers=web_auth(web_client))
+    assert response.status_code == 200
+
+
+async def test_other_clients_are_not_paused(
+    strict_public: httpx.AsyncClient, web_client: Client, introspector: Client
+) -> None:
+    """S-29: one client's failures pause only that client."""
+    for _ in range(3):
+        await post_token(
+            strict_public, CLIENT_CREDENTIALS, headers=basic(web_client["client_id"], "nope")
+        )
+    response = await post_token(strict_public, CLIENT_CREDENTIALS, headers=web_auth(introspector))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"grant_type=client_credentials&%22%5C%C3%A9=1&%22%5C%C3%A9=2", id="repeat"),
+        pytest.param(b"grant_type=client_credentials&%22x%22=%FF", id="bad-utf8"),
+        pytest.param(b"grant_type=client_credentials&%09tab=%01", id="control"),
+    ],
+)
+async def test_error_description_uses_allowed_characters(
+    public: httpx.AsyncClient, web_client: Client, body: bytes
+) -> None:
+    """S-33: error_description stays within %x20-21 / %x23-5B / %x5D-7E whatever was sent."""
+    response = await post_token(public, body, headers=web_auth(web_client))
+    assert response.status_code == 400
+    description = response.json()["error_description"]
+    assert all(" " <= c <= "~" and c not in '"\\' for c in description)

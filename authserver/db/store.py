@@ -41,6 +41,13 @@ class NewToken:
 
 
 @dataclass(frozen=True)
+class ClientAuth:
+    client: Client
+    secrets: list[SecretDigest]  # digests of the secrets valid now
+    locked: bool  # too many failed authentications lately (checklist S-29)
+
+
+@dataclass(frozen=True)
 class NewCode:
     digest: bytes
     client_id: str
@@ -232,8 +239,8 @@ class Store:
 
     # OAuth flows
 
-    async def client_for_auth(self, client_id: str) -> tuple[Client, list[SecretDigest]] | None:
-        """A client and its valid secret digests, or None if there is no such client."""
+    async def client_for_auth(self, client_id: str) -> ClientAuth | None:
+        """A client as client authentication needs it, or None if there is no such client."""
         row = await self._db.fetchrow(self._q["client_for_auth"], client_id)
         if row is None:
             return None
@@ -241,7 +248,7 @@ class Store:
             SecretDigest(key_id, digest)
             for key_id, digest in zip(row["secret_key_ids"], row["secret_digests"], strict=True)
         ]
-        return Client.from_row(row), digests
+        return ClientAuth(Client.from_row(row), digests, row["auth_locked"])
 
     async def code_by_digest(self, digest: bytes) -> CodeRow | None:
         row = await self._db.fetchrow(self._q["code_by_digest"], digest)

@@ -37,6 +37,7 @@ from authserver.models import Client, User
 from authserver.oauth.flow import (
     Audit,
     ClaimCode,
+    CountAuthFailure,
     Endpoint,
     Flow,
     Intent,
@@ -91,6 +92,12 @@ async def handle(res: Resources, request: Request, endpoint: Endpoint) -> Respon
         return oauth_error(400, "invalid_request", "the grant_type parameter is required")
     flow = Flow(endpoint, parsed.credentials)
     await _load(res, flow, parsed.params)
+    if flow.client_locked and flow.credentials.secret is not None:
+        # RFC 6749 §2.3.1: brute force against a client's secret pauses its authentication,
+        # the right secret included, until the window passes.
+        response = oauth_error(429, "invalid_client", "too many failed attempts; retry later")
+        response.headers["Retry-After"] = str(res.settings.login_lockout)
+        return response
     headers, body, status = decide(res, flow, parsed.params)
     if flow.intents and not await _store(res, flow):
         return oauth_error(400, "invalid_grant", "the grant has already been used")
@@ -122,9 +129,11 @@ async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
     if client_id is not None and CLIENT_ID.fullmatch(client_id):
         loaded = await store.client_for_auth(client_id)
         if loaded is not None:
-            flow.client, digests = loaded
+            flow.client, flow.client_locked = loaded.client, loaded.locked
             secret = flow.credentials.secret
-            flow.client_authenticated = secret is not None and res.secrets.verify(secret, digests)
+            flow.client_authenticated = secret is not None and res.secrets.verify(
+                secret, loaded.secrets
+            )
     if flow.endpoint != "token":
         token = params.get("token")
         if token is not None and codec.kind_of(token) in (TokenKind.ACCESS, TokenKind.REFRESH):
@@ -259,6 +268,12 @@ async def _apply(res: Resources, tx: Store, flow: Flow) -> None:
             if revoked is not None and revoked[0] == "refresh" and revoked[1] is not None:
                 # RFC 7009 §2.1: revoking a refresh token revokes the access tokens it begot.
                 await tx.revoke_family(revoked[1])
+        elif isinstance(intent, CountAuthFailure):
+            await tx.record_login_failure(
+                f"client:{intent.client_id}",
+                res.settings.client_max_failures,
+                res.settings.login_lockout,
+            )
         elif isinstance(intent, Rehash):
             await tx.set_password_hash(intent.user_id, intent.password_hash)
         elif isinstance(intent, Audit):
@@ -371,7 +386,7 @@ async def load_authorization(res: Resources, query: bytes, user: User | None) ->
     client_id = params.get("client_id")
     if client_id is not None and CLIENT_ID.fullmatch(client_id):
         loaded = await res.store.client_for_auth(client_id)
-        flow.client = loaded[0] if loaded is not None else None
+        flow.client = loaded.client if loaded is not None else None
     return flow
 
 

@@ -71,6 +71,13 @@ class RevokeToken:
 
 
 @dataclass(frozen=True)
+class CountAuthFailure:
+    """A client failed to authenticate with a secret: count it towards a pause (S-29)."""
+
+    client_id: str
+
+
+@dataclass(frozen=True)
 class Rehash:
     user_id: str
     password_hash: str
@@ -91,6 +98,7 @@ Intent = (
     | RevokeFamily
     | RevokeCodeFamilies
     | RevokeToken
+    | CountAuthFailure
     | Rehash
     | Audit
 )
@@ -102,6 +110,7 @@ class Flow:
     credentials: ClientCredentials
     client: Client | None = None
     client_authenticated: bool = False  # a confidential client proved its secret
+    client_locked: bool = False  # paused after too many failed authentications
     code: CodeRow | None = None
     token: TokenRow | None = None  # the refresh token presented, or the revoked/introspected one
     user: User | None = None  # password grant: the user named; authorize: the signed-in user

@@ -31,5 +31,11 @@ def oauth_response(headers: dict[str, str], body: str, status: int) -> Response:
 
 
 def oauth_error(status: int, error: str, description: str) -> Response:
-    body = json.dumps({"error": error, "error_description": description})
+    body = json.dumps({"error": error, "error_description": _safe(description)})
     return oauth_response({}, body, status)
+
+
+def _safe(description: str) -> str:
+    """RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E, and ours
+    may quote a parameter name the caller chose."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in description)

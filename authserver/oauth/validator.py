@@ -28,6 +28,7 @@ from authserver.models import Client
 from authserver.oauth.flow import (
     Audit,
     ClaimCode,
+    CountAuthFailure,
     Flow,
     IssueCode,
     IssueTokens,
@@ -391,6 +392,8 @@ def _verifier_matches(challenge: str | None, verifier: str | None) -> bool:
 def _audit_failure(flow: Flow) -> None:
     client_id = flow.client.client_id if flow.client is not None else None
     flow.record(Audit("client.auth_failed", client_id, None, {"method": flow.credentials.method}))
+    if client_id is not None and flow.credentials.secret is not None:
+        flow.record(CountAuthFailure(client_id))
 
 
 def assert_synchronous(validator: RequestValidator) -> None:

@@ -1,12 +1,16 @@
 -- name: client_for_auth
--- An application with the digests of its currently valid secrets, for client authentication.
+-- An application with the digests of its valid secrets, and whether too many failed
+-- authentications have paused it, for client authentication in one round trip.
 SELECT c.*,
        ARRAY(SELECT s.key_id FROM client_secrets s
              WHERE s.client_id = c.client_id AND (s.expires_at IS NULL OR s.expires_at > now())
              ORDER BY s.secret_id) AS secret_key_ids,
        ARRAY(SELECT s.digest FROM client_secrets s
              WHERE s.client_id = c.client_id AND (s.expires_at IS NULL OR s.expires_at > now())
-             ORDER BY s.secret_id) AS secret_digests
+             ORDER BY s.secret_id) AS secret_digests,
+       EXISTS (SELECT 1 FROM login_failures f
+               WHERE f.throttle_key = 'client:' || c.client_id AND f.locked_until > now())
+           AS auth_locked
 FROM clients c
 WHERE c.client_id = $1;
 
