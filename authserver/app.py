@@ -1,6 +1,6 @@
 """The two ASGI apps one process serves: public (OAuth) and admin (platform API).
 
-Both share one ``SharedResources``: the pool is opened by whichever lifespan starts first and
+Both share one ``SharedResources``: the pool is opened by whichever user starts first and
 closed by the last to stop.
 """
 
@@ -12,20 +12,26 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from authserver.admin import routes as admin_routes
 from authserver.admin.auth import AdminAuthMiddleware, AdminTokens
 from authserver.config import Settings
 from authserver.oauth import authorize
 from authserver.oauth import routes as oauth_routes
-from authserver.resources import SharedResources
+from authserver.resources import Resources, SharedResources
 from authserver.web import health
 from authserver.web.errors import EXCEPTION_HANDLERS
+from authserver.web.observe import ObserveMiddleware
 
 
 def _app(
-    shared: SharedResources, routes: Sequence[BaseRoute], middleware: Sequence[Middleware] = ()
+    shared: SharedResources,
+    listener: str,
+    routes: Sequence[BaseRoute],
+    middleware: Sequence[Middleware] = (),
 ) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -34,21 +40,30 @@ def _app(
 
     return Starlette(
         routes=list(routes),
-        middleware=list(middleware),
+        middleware=[
+            Middleware(ObserveMiddleware, shared=shared, listener=listener),
+            *middleware,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
 
 
+async def metrics(request: Request) -> Response:
+    res: Resources = request.state.res
+    return Response(res.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
 def create_public_app(shared: SharedResources) -> Starlette:
-    return _app(shared, [*health.ROUTES, *oauth_routes.ROUTES, *authorize.ROUTES])
+    return _app(shared, "public", [*health.ROUTES, *oauth_routes.ROUTES, *authorize.ROUTES])
 
 
 def create_admin_app(shared: SharedResources) -> Starlette:
     tokens = AdminTokens(shared.settings.admin_tokens)
     return _app(
         shared,
-        [*health.ROUTES, *admin_routes.ROUTES],
+        "admin",
+        [*health.ROUTES, Route("/metrics", metrics, methods=["GET"]), *admin_routes.ROUTES],
         [Middleware(AdminAuthMiddleware, tokens=tokens)],
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -19,11 +18,12 @@ from typing import Any
 
 import asyncpg
 
-from authserver import clients, users
+from authserver import clients, janitor, users
 from authserver.config import ConfigError, Settings
 from authserver.db.migrate import MigrationError, migrate
 from authserver.errors import AuthserverError
-from authserver.resources import Resources, create_pool, open_resources
+from authserver.logs import configure_logging
+from authserver.resources import DatabaseUnavailable, Resources, create_pool, open_resources
 from authserver.serialize import client_json, user_json
 
 Command = Callable[[Resources, argparse.Namespace], Awaitable[Any]]
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     try:
         with _settings(environ, announce=args.command == "serve") as settings:
-            _configure_logging(settings)
+            configure_logging(settings.log_level)
             result: int = args.run(settings, args)
             return result
     except ConfigError as exc:
@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 1
     except MigrationError as exc:
         print(f"authserver: migration error: {exc}", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as exc:
+        print(f"authserver: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(f"authserver: cannot use the database: {type(exc).__name__}", file=sys.stderr)
@@ -62,15 +65,6 @@ def _settings(environ: Mapping[str, str], announce: bool) -> Iterator[Settings]:
 
     with embedded_settings(environ, announce=announce) as settings:
         yield settings
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # oauthlib logs tokens and codes at DEBUG; it never goes below INFO here.
-    level = max(logging.INFO, logging.getLevelName(settings.log_level))
-    logging.getLogger("oauthlib").setLevel(level)
 
 
 # commands
@@ -93,6 +87,19 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
     applied = asyncio.run(run())
     print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+    return 0
+
+
+def _janitor(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> janitor.Report:
+        async with open_resources(settings) as res:
+            return await janitor.run_once(res.store, settings)
+
+    report = asyncio.run(run())
+    if not report.ran:
+        print("another janitor is running; nothing done")
+    else:
+        print(json.dumps({"deleted": report.deleted, "seconds": round(report.seconds, 2)}))
     return 0
 
 
@@ -183,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     migrate_cmd = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate_cmd.set_defaults(run=_migrate)
+    janitor_cmd = commands.add_parser(
+        "janitor", help="delete expired codes, tokens, sessions and old audit events, once"
+    )
+    janitor_cmd.set_defaults(run=_janitor)
 
     users_cmd = commands.add_parser("users", help="provision users").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -64,6 +64,11 @@ class Settings:
     login_max_failures_per_address: int = 50  # per client address, within login_lockout
     login_lockout: int = 15 * 60
     client_max_failures: int = 20  # failed client authentications within login_lockout
+    janitor_interval: int = 300  # seconds between in-server janitor runs; 0 turns it off
+    janitor_batch: int = 5000  # rows per DELETE, so no statement holds locks for long
+    audit_retention: int = 90 * 86400
+    shutdown_grace: int = 20  # seconds in-flight requests get after SIGTERM
+    startup_timeout: int = 60  # seconds to wait for the database at start-up
     argon2: Argon2Params = Argon2Params()
     pool_min_size: int = 2
     pool_max_size: int = 10
@@ -97,6 +102,11 @@ class Settings:
             ),
             login_lockout=env.get("LOGIN_LOCKOUT", _duration(1, 86400), 15 * 60),
             client_max_failures=env.get("CLIENT_MAX_FAILURES", _int(1, 100000), 20),
+            janitor_interval=env.get("JANITOR_INTERVAL", _duration(0, 86400), 300),
+            janitor_batch=env.get("JANITOR_BATCH", _int(100, 1_000_000), 5000),
+            audit_retention=env.get("AUDIT_RETENTION", _duration(3600, 3650 * 86400), 90 * 86400),
+            shutdown_grace=env.get("SHUTDOWN_GRACE", _duration(0, 3600), 20),
+            startup_timeout=env.get("STARTUP_TIMEOUT", _duration(0, 3600), 60),
             argon2=Argon2Params(
                 time_cost=env.get("ARGON2_TIME_COST", _int(1, 100), 3),
                 memory_cost=env.get("ARGON2_MEMORY_COST", _int(8, 4 * 1024 * 1024), 65536),

@@ -1,31 +1,42 @@
 """What the apps share for their lifetime: settings, the pool and the crypto built from keys.
 
-Built once in the lifespan and handed to routes through ``request.state``; nothing here is a
-module global, so two apps (or two tests) never share state by accident.
+Built once and handed to routes through ``request.state``; nothing here is a module global,
+so two apps (or two tests) never share state by accident.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 
 import asyncpg
 
+from authserver import janitor
 from authserver.config import Settings
 from authserver.db.migrate import migrate
 from authserver.db.store import Store
+from authserver.metrics import Metrics
 from authserver.oauth.server import OAuthEndpoints, build_endpoints
 from authserver.security.client_secrets import SecretHasher
 from authserver.security.keys import Keyring
 from authserver.security.passwords import Passwords
 from authserver.security.tokens import TokenCodec
+from authserver.web.errors import DATABASE_DOWN
 from authserver.web.pages import Pages
 from authserver.web.session import Signer
 
 log = logging.getLogger("authserver")
+
+CONNECT_TIMEOUT = 5  # seconds for one connection attempt
+COMMAND_TIMEOUT = 5  # seconds any one query may take before the request fails with 503
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached within the start-up timeout."""
 
 
 @dataclass(frozen=True)
@@ -38,23 +49,42 @@ class Resources:
     oauth: OAuthEndpoints
     signer: Signer
     pages: Pages
+    metrics: Metrics
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
+    """A connection pool, waiting up to ``startup_timeout`` for PostgreSQL to come up."""
     if settings.database_url is None:
         raise RuntimeError("no database URL: the embedded database was not started")
-    return await asyncpg.create_pool(
-        settings.database_url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        command_timeout=10,
-        server_settings={"application_name": "authserver"},
-    )
+    deadline = time.monotonic() + settings.startup_timeout
+    delay = 0.5
+    while True:
+        try:
+            return await asyncpg.create_pool(
+                settings.database_url,
+                min_size=settings.pool_min_size,
+                max_size=settings.pool_max_size,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+                server_settings={"application_name": "authserver"},
+            )
+        except DATABASE_DOWN as exc:
+            if time.monotonic() + delay > deadline:
+                raise DatabaseUnavailable(
+                    f"cannot reach the database ({type(exc).__name__})"
+                ) from None
+            log.warning("database not reachable yet (%s), retrying", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+async def open_resources(
+    settings: Settings, *, background: bool = False
+) -> AsyncIterator[Resources]:
+    """Everything a server or a command needs; ``background`` also runs the janitor."""
     pool = await create_pool(settings)
+    janitor_task: asyncio.Task[None] | None = None
     try:
         if settings.migrate_on_start:
             async with pool.acquire() as conn:
@@ -63,24 +93,37 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
                 log.info("applied migrations: %s", ", ".join(applied))
         keyring = Keyring(settings.secret_keys)
         codec = TokenCodec(keyring)
+        metrics = Metrics()
+        metrics.watch_pool(lambda: (pool.get_size(), pool.get_idle_size()))
+        store = Store(pool, on_audit=metrics.observe_audit)
+        if background and settings.janitor_interval > 0:
+            janitor_task = asyncio.create_task(
+                janitor.run_forever(store, settings, metrics.observe_janitor)
+            )
         yield Resources(
             settings=settings,
-            store=Store(pool),
+            store=store,
             secrets=SecretHasher(keyring),
             tokens=codec,
             passwords=Passwords(settings.argon2),
             oauth=build_endpoints(settings, codec),
             signer=Signer(keyring),
             pages=Pages(https=settings.issuer.startswith("https://")),
+            metrics=metrics,
         )
     finally:
+        if janitor_task is not None:
+            janitor_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await janitor_task
         await pool.close()
 
 
 class SharedResources:
     """One set of resources for the public and the admin app served by one process.
 
-    Each app's lifespan enters ``use()``; the first opens the pool, the last one out closes it.
+    Each user enters ``use()``; the first opens the pool (and starts the janitor), the last one
+    out closes it.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -90,12 +133,19 @@ class SharedResources:
         self._stack: AsyncExitStack | None = None
         self._resources: Resources | None = None
 
+    @property
+    def current(self) -> Resources | None:
+        """The open resources, if any (the access log counts requests with their metrics)."""
+        return self._resources
+
     @asynccontextmanager
     async def use(self) -> AsyncIterator[Resources]:
         async with self._lock:
             if self._resources is None:
                 stack = AsyncExitStack()
-                self._resources = await stack.enter_async_context(open_resources(self.settings))
+                self._resources = await stack.enter_async_context(
+                    open_resources(self.settings, background=True)
+                )
                 self._stack = stack
             self._users += 1
             resources = self._resources

@@ -1,4 +1,10 @@
-"""Serving: both listeners in one process, one event loop, one shutdown."""
+"""Serving: both listeners in one process, one event loop, one shutdown.
+
+The shared resources are opened before the listeners start, so a database that cannot be
+reached fails the start with one clear line instead of two lifespan tracebacks. On SIGTERM
+both listeners stop accepting, in-flight requests get ``shutdown_grace`` seconds to finish,
+and only then is the pool closed.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,11 @@ import signal
 from collections.abc import Generator
 
 import uvicorn
+from starlette.applications import Starlette
 
-from authserver.app import create_apps
+from authserver.app import create_admin_app, create_public_app
 from authserver.config import Address, Settings
+from authserver.resources import SharedResources
 
 
 class _Server(uvicorn.Server):
@@ -22,15 +30,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _server(app: object, addr: Address, settings: Settings) -> _Server:
+def _server(app: Starlette, addr: Address, settings: Settings) -> _Server:
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=addr.host,
         port=addr.port,
         lifespan="on",
         log_level=settings.log_level.lower(),
+        access_log=False,  # authserver.web.observe writes the access log, without query strings
         server_header=False,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=settings.shutdown_grace,
         log_config=None,
     )
     return _Server(config)
@@ -38,10 +47,10 @@ def _server(app: object, addr: Address, settings: Settings) -> _Server:
 
 async def serve(settings: Settings) -> bool:
     """Serve until a signal, or until either listener fails; True if both ran."""
-    public, admin = create_apps(settings)
+    shared = SharedResources(settings)
     servers = [
-        _server(public, settings.public_addr, settings),
-        _server(admin, settings.admin_addr, settings),
+        _server(create_public_app(shared), settings.public_addr, settings),
+        _server(create_admin_app(shared), settings.admin_addr, settings),
     ]
 
     def stop() -> None:
@@ -53,13 +62,6 @@ async def serve(settings: Settings) -> bool:
             server.force_exit = server.should_exit  # a second signal while draining means "now"
         stop()
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    logging.getLogger("authserver").info(
-        "public listener on %s, admin listener on %s", settings.public_addr, settings.admin_addr
-    )
-
     async def run(server: _Server) -> None:
         try:
             await server.serve()
@@ -70,9 +72,18 @@ async def serve(settings: Settings) -> bool:
         finally:
             stop()  # one listener down (failed start-up, signal) takes the other with it
 
-    try:
-        await asyncio.gather(*(run(server) for server in servers))
-    finally:
+    async with shared.use():
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+            loop.add_signal_handler(sig, on_signal)
+        logging.getLogger("authserver").info(
+            "public listener on %s, admin listener on %s",
+            settings.public_addr,
+            settings.admin_addr,
+        )
+        try:
+            await asyncio.gather(*(run(server) for server in servers))
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
     return all(server.started for server in servers)

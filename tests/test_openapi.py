@@ -22,6 +22,7 @@ from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from starlette.routing import Route
 
+from authserver.admin.auth import OPEN_PATHS
 from authserver.app import create_admin_app
 from authserver.clients import CREATE_FIELDS, UPDATE_FIELDS
 from authserver.config import Settings
@@ -138,14 +139,14 @@ async def test_document_matches_admin_routes(settings: Settings) -> None:
 
 
 async def test_only_probes_are_open() -> None:
-    """Every operation needs the admin bearer token except the two health probes."""
+    """Every operation needs the admin bearer token except the probes and the metrics."""
     open_paths = {
         path
         for path, item in spec()["paths"].items()
         for operation in item.values()
         if isinstance(operation, dict) and operation.get("security") == []
     }
-    assert open_paths == {"/healthz", "/readyz"}
+    assert open_paths == OPEN_PATHS == {"/healthz", "/readyz", "/metrics"}
     assert spec()["security"] == [{"adminToken": []}]
     scheme = spec()["components"]["securitySchemes"]["adminToken"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")

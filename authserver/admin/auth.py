@@ -11,7 +11,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.web.errors import error_response
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # probes carry no credentials
+# Probes and the Prometheus scraper carry no credentials; the admin port itself is reachable
+# only from the platform (loopback by default, a NetworkPolicy in Kubernetes).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class AdminTokens:

@@ -124,7 +124,9 @@ async def introspect(request: Request) -> JSONResponse:
     """RFC 7662 for the platform: the token as a resource server received it."""
     res = resources(request)
     token = token_from_platform(await form_or_json_body(request))
-    return ok(await introspection.introspect(res, token))
+    answer = await introspection.introspect(res, token)
+    res.metrics.introspections.labels("active" if answer["active"] else "inactive").inc()
+    return ok(answer)
 
 
 ROUTES = [

@@ -7,7 +7,7 @@ inside a transaction (``async with store.transaction() as tx``), so the same met
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ from authserver.validation import normalize_login
 
 Connection = asyncpg.Connection | PoolConnectionProxy
 Executor = asyncpg.Pool | Connection
+AuditObserver = Callable[[str, Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -73,15 +74,33 @@ class ClientFields:
 
 
 class Store:
-    def __init__(self, executor: Executor, queries: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        queries: dict[str, str] | None = None,
+        on_audit: AuditObserver | None = None,
+    ) -> None:
         self._db = executor
         self._q = queries if queries is not None else load_queries()
+        self._on_audit = on_audit
+
+    def _bound(self, conn: Connection) -> Store:
+        return Store(conn, self._q, self._on_audit)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Store]:
+        """A Store on one pooled connection, for work that needs its session (advisory locks)."""
+        if isinstance(self._db, asyncpg.Pool):
+            async with self._db.acquire() as conn:
+                yield self._bound(conn)
+        else:
+            yield self
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Store]:
         if isinstance(self._db, asyncpg.Pool):
             async with self._db.acquire() as conn, conn.transaction():
-                yield Store(conn, self._q)
+                yield self._bound(conn)
         else:
             async with self._db.transaction():
                 yield self
@@ -325,6 +344,22 @@ class Store:
             float(code.expires_in),
         )
 
+    # janitor
+
+    async def try_lock(self, key: int) -> bool:
+        """A session-level advisory lock; only meaningful on a Store bound to one connection."""
+        return bool(await self._db.fetchval(self._q["janitor_try_lock"], key))
+
+    async def unlock(self, key: int) -> None:
+        await self._db.fetchval(self._q["janitor_unlock"], key)
+
+    async def purge(self, query: str, batch: int, *args: object) -> int:
+        """Run one ``purge_*`` batch; how many rows it deleted."""
+        if not query.startswith("purge_"):
+            raise ValueError(f"{query} is not a purge query")
+        status = await self._db.execute(self._q[query], batch, *args)
+        return int(status.rsplit(" ", 1)[-1])  # "DELETE 5000"
+
     # audit
 
     async def audit(
@@ -338,3 +373,5 @@ class Store:
         await self._db.execute(
             self._q["insert_audit_event"], kind, client_id, user_id, json.dumps(detail or {})
         )
+        if self._on_audit is not None:
+            self._on_audit(kind, detail or {})

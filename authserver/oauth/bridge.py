@@ -98,7 +98,13 @@ async def handle(res: Resources, request: Request, endpoint: Endpoint) -> Respon
         response = oauth_error(429, "invalid_client", "too many failed attempts; retry later")
         response.headers["Retry-After"] = str(res.settings.login_lockout)
         return response
+    if flow.client is not None:
+        request.state.client_id = flow.client.client_id  # for the access log
     headers, body, status = decide(res, flow, parsed.params)
+    if flow.introspected_active is not None:
+        res.metrics.introspections.labels(
+            "active" if flow.introspected_active else "inactive"
+        ).inc()
     if flow.intents and not await _store(res, flow):
         return oauth_error(400, "invalid_grant", "the grant has already been used")
     return oauth_response(headers, body, status)

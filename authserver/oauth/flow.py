@@ -116,6 +116,7 @@ class Flow:
     user: User | None = None  # password grant: the user named; authorize: the signed-in user
     password_ok: bool = False
     new_password_hash: str | None = None
+    introspected_active: bool | None = None  # what introspection answered, for the metrics
     intents: list[Intent] = field(default_factory=list)
 
     def record(self, intent: Intent) -> None:

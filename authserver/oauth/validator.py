@@ -346,10 +346,13 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
     def introspect_token(
         self, token: str, token_type_hint: str | None, request: Request, *a: Any, **kw: Any
     ) -> dict[str, Any] | None:
-        row = current().token
-        if row is None or row.digest != token_digest(token):
-            return None
-        return introspection_claims(row, self._issuer)
+        flow = current()
+        row = flow.token
+        claims = None
+        if row is not None and row.digest == token_digest(token):
+            claims = introspection_claims(row, self._issuer)
+        flow.introspected_active = claims is not None
+        return claims
 
 
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded

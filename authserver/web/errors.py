@@ -62,13 +62,21 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "server_error", "an unexpected error occurred")
 
 
+# What asyncpg raises while PostgreSQL is away, restarting or overloaded: a clean 503 with
+# Retry-After, so load balancers and clients retry, never a 500.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
 EXCEPTION_HANDLERS: dict[int | type[Exception], ExceptionHandler] = {
     AuthserverError: _domain_error,
     HTTPException: _http_error,
-    OSError: _database_down,
-    asyncpg.InterfaceError: _database_down,
-    asyncpg.CannotConnectNowError: _database_down,
-    asyncpg.ConnectionFailureError: _database_down,
-    TimeoutError: _database_down,
+    **dict.fromkeys(DATABASE_DOWN, _database_down),
     Exception: _unexpected,
 }

@@ -1,0 +1,53 @@
+"""Logs: one JSON object per line on stdout, each carrying the request id of its request.
+
+Nothing here decides what is logged; callers log ids, routes and outcomes, never tokens,
+secrets, codes, passwords or cookies (a test greps a whole run's logs for them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+request_id: ContextVar[str | None] = ContextVar("authserver_request_id", default=None)
+
+# Extra attributes a log call may attach (logger.info(..., extra={...})) and the JSON keeps.
+_FIELDS = ("route", "method", "status", "duration_ms", "client_id", "listener")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = request_id.get()
+        if rid is not None:
+            entry["request_id"] = rid
+        for name in _FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # Our own access line replaces uvicorn's, which would log query strings.
+    logging.getLogger("uvicorn.access").disabled = True
+    # oauthlib logs tokens and codes at DEBUG; it never goes below INFO here.
+    logging.getLogger("oauthlib").setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -1,0 +1,100 @@
+"""Prometheus metrics, served on the admin listener at /metrics.
+
+One registry per process, owned by the shared resources (not the module-global default), so
+tests that build several apps do not collide. authserver serves both listeners from one
+process; running several uvicorn workers would need prometheus-client's multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class _PoolCollector(Collector):
+    def __init__(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
+        self._sizes = sizes
+
+    def collect(self) -> Iterable[Metric]:
+        sizes = self._sizes()
+        gauge = GaugeMetricFamily(
+            "authserver_db_pool_connections", "Database pool connections", labels=["state"]
+        )
+        if sizes is not None:
+            size, idle = sizes
+            gauge.add_metric(["in_use"], size - idle)
+            gauge.add_metric(["idle"], idle)
+        yield gauge
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "authserver_http_requests",
+            "HTTP requests",
+            ["listener", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "authserver_http_request_duration_seconds",
+            "HTTP request latency",
+            ["listener", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens_issued = Counter(
+            "authserver_tokens_issued", "Tokens issued", ["grant_type"], registry=r
+        )
+        self.introspections = Counter(
+            "authserver_introspections", "Introspection answers", ["result"], registry=r
+        )
+        self.reuse_detections = Counter(
+            "authserver_refresh_reuse_detections", "Refresh-token reuse detected", registry=r
+        )
+        self.code_replays = Counter(
+            "authserver_code_replays", "Authorization-code replays detected", registry=r
+        )
+        self.login_failures = Counter(
+            "authserver_login_failures", "Failed user logins", ["via"], registry=r
+        )
+        self.client_auth_failures = Counter(
+            "authserver_client_auth_failures", "Failed client authentications", registry=r
+        )
+        self.revocations = Counter("authserver_revocations", "Tokens revoked", registry=r)
+        self.janitor_deleted = Counter(
+            "authserver_janitor_deleted_rows", "Rows the janitor deleted", ["table"], registry=r
+        )
+        self._pool_sizes: Callable[[], tuple[int, int] | None] = lambda: None
+        r.register(_PoolCollector(lambda: self._pool_sizes()))
+
+    def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
+        self._pool_sizes = sizes
+
+    def observe_audit(self, kind: str, detail: Mapping[str, Any]) -> None:
+        """Security events are counted where they are audited: one place sees them all."""
+        if kind == "token.issued":
+            self.tokens_issued.labels(str(detail.get("grant_type", "unknown"))).inc()
+        elif kind == "refresh.reuse_detected":
+            self.reuse_detections.inc()
+        elif kind == "code.replay_detected":
+            self.code_replays.inc()
+        elif kind == "login.failed":
+            self.login_failures.labels(str(detail.get("via", "unknown"))).inc()
+        elif kind == "client.auth_failed":
+            self.client_auth_failures.inc()
+        elif kind == "token.revoked":
+            self.revocations.inc()
+
+    def observe_janitor(self, table: str, rows: int) -> None:
+        self.janitor_deleted.labels(table).inc(rows)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
