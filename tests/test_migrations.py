@@ -105,8 +105,10 @@ async def test_expiring_tables_index_expires_at(db: asyncpg.Connection) -> None:
     expiring = {
         row["table_name"]
         for row in await db.fetch(
-            """SELECT table_name FROM information_schema.columns
-               WHERE table_schema = 'public' AND column_name = 'expires_at'"""
+            """SELECT c.table_name FROM information_schema.columns c
+               JOIN information_schema.tables t USING (table_schema, table_name)
+               WHERE c.table_schema = 'public' AND c.column_name = 'expires_at'
+                 AND t.table_type = 'BASE TABLE'"""
         )
     }
     indexed = {

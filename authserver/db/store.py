@@ -47,6 +47,14 @@ class ClientAuth:
     secrets: list[SecretDigest]  # digests of the secrets valid now
     locked: bool  # too many failed authentications lately (checklist S-29)
 
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> ClientAuth:
+        digests = [
+            SecretDigest(key_id, digest)
+            for key_id, digest in zip(row["secret_key_ids"], row["secret_digests"], strict=True)
+        ]
+        return cls(Client.from_row(row), digests, row["auth_locked"])
+
 
 @dataclass(frozen=True)
 class NewCode:
@@ -261,13 +269,17 @@ class Store:
     async def client_for_auth(self, client_id: str) -> ClientAuth | None:
         """A client as client authentication needs it, or None if there is no such client."""
         row = await self._db.fetchrow(self._q["client_for_auth"], client_id)
+        return None if row is None else ClientAuth.from_row(row)
+
+    async def client_and_token(
+        self, client_id: str, digest: bytes
+    ) -> tuple[ClientAuth, TokenRow | None] | None:
+        """The caller and the token it asks about in one round trip; None without the client."""
+        row = await self._db.fetchrow(self._q["client_and_token"], client_id, digest)
         if row is None:
             return None
-        digests = [
-            SecretDigest(key_id, digest)
-            for key_id, digest in zip(row["secret_key_ids"], row["secret_digests"], strict=True)
-        ]
-        return ClientAuth(Client.from_row(row), digests, row["auth_locked"])
+        token = row["token"]
+        return ClientAuth.from_row(row), None if token is None else TokenRow.from_row(token)
 
     async def code_by_digest(self, digest: bytes) -> CodeRow | None:
         row = await self._db.fetchrow(self._q["code_by_digest"], digest)

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.db.store import NewCode, NewToken, Store
+from authserver.db.store import ClientAuth, NewCode, NewToken, Store
 from authserver.models import Client, User
 from authserver.oauth.flow import (
     Audit,
@@ -132,19 +132,20 @@ async def _parse(request: Request) -> Parsed:
 async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
     store, codec = res.store, res.tokens
     client_id = flow.credentials.client_id
-    if client_id is not None and CLIENT_ID.fullmatch(client_id):
-        loaded = await store.client_for_auth(client_id)
-        if loaded is not None:
-            flow.client, flow.client_locked = loaded.client, loaded.locked
-            secret = flow.credentials.secret
-            flow.client_authenticated = secret is not None and res.secrets.verify(
-                secret, loaded.secrets
-            )
+    if client_id is None or not CLIENT_ID.fullmatch(client_id):
+        return  # no such client: oauthlib refuses the request before it asks about anything else
     if flow.endpoint != "token":
+        # Introspection and revocation: the caller and the token in one round trip, and no
+        # query at all for the token when its MAC does not verify.
         token = params.get("token")
         if token is not None and codec.kind_of(token) in (TokenKind.ACCESS, TokenKind.REFRESH):
-            flow.token = await store.token_by_digest(token_digest(token))
+            both = await store.client_and_token(client_id, token_digest(token))
+            loaded, flow.token = both if both is not None else (None, None)
+        else:
+            loaded = await store.client_for_auth(client_id)
+        _authenticate(res, flow, loaded)
         return
+    _authenticate(res, flow, await store.client_for_auth(client_id))
     grant_type = params.get("grant_type")
     if grant_type == "authorization_code":
         code = params.get("code")
@@ -156,6 +157,15 @@ async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
             flow.token = await store.token_by_digest(token_digest(refresh))
     elif grant_type == "password":
         await _load_user(res, flow, params)
+
+
+def _authenticate(res: Resources, flow: Flow, loaded: ClientAuth | None) -> None:
+    """Check the presented secret now; the validator only reads the verdict."""
+    if loaded is None:
+        return
+    flow.client, flow.client_locked = loaded.client, loaded.locked
+    secret = flow.credentials.secret
+    flow.client_authenticated = secret is not None and res.secrets.verify(secret, loaded.secrets)
 
 
 async def _load_user(res: Resources, flow: Flow, params: dict[str, str]) -> None:

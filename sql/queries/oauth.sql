@@ -1,18 +1,13 @@
 -- name: client_for_auth
--- An application with the digests of its valid secrets, and whether too many failed
--- authentications have paused it, for client authentication in one round trip.
-SELECT c.*,
-       ARRAY(SELECT s.key_id FROM client_secrets s
-             WHERE s.client_id = c.client_id AND (s.expires_at IS NULL OR s.expires_at > now())
-             ORDER BY s.secret_id) AS secret_key_ids,
-       ARRAY(SELECT s.digest FROM client_secrets s
-             WHERE s.client_id = c.client_id AND (s.expires_at IS NULL OR s.expires_at > now())
-             ORDER BY s.secret_id) AS secret_digests,
-       EXISTS (SELECT 1 FROM login_failures f
-               WHERE f.throttle_key = 'client:' || c.client_id AND f.locked_until > now())
-           AS auth_locked
-FROM clients c
-WHERE c.client_id = $1;
+-- An application as client authentication needs it, in one round trip.
+SELECT * FROM client_auth WHERE client_id = $1;
+
+-- name: client_and_token
+-- The authenticating client and the token it asks about (introspection, revocation), together.
+SELECT ca.*, ts AS token
+FROM client_auth ca
+LEFT JOIN token_status ts ON ts.digest = $2
+WHERE ca.client_id = $1;
 
 -- name: code_by_digest
 -- An authorization code, with whether it is still within its lifetime by the database clock.
@@ -23,16 +18,7 @@ WHERE digest = $1;
 
 -- name: token_by_digest
 -- A token with what introspection answers and what the refresh grant checks.
-SELECT t.digest, t.kind, t.client_id, t.user_id, t.grant_id, t.family_id, t.scope, t.developer,
-       t.created_at, t.expires_at, u.login AS username,
-       t.consumed_at IS NOT NULL AS consumed,
-       t.revoked_at IS NOT NULL AS revoked,
-       (t.expires_at IS NULL OR t.expires_at > now()) AS live,
-       c.active AS client_active
-FROM tokens t
-JOIN clients c ON c.client_id = t.client_id
-LEFT JOIN users u ON u.user_id = t.user_id
-WHERE t.digest = $1;
+SELECT * FROM token_status WHERE digest = $1;
 
 -- name: claim_code
 -- Consume a code; no row back means it was already used (or expired) and must not issue.
