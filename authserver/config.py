@@ -64,6 +64,7 @@ class Settings:
     login_max_failures_per_address: int = 50  # per client address, within login_lockout
     login_lockout: int = 15 * 60
     client_max_failures: int = 20  # failed client authentications within login_lockout
+    client_cache_ttl: int = 30  # seconds a replica trusts a cached client row; 0 turns it off
     janitor_interval: int = 300  # seconds between in-server janitor runs; 0 turns it off
     janitor_batch: int = 5000  # rows per DELETE, so no statement holds locks for long
     audit_retention: int = 90 * 86400
@@ -102,6 +103,7 @@ class Settings:
             ),
             login_lockout=env.get("LOGIN_LOCKOUT", _duration(1, 86400), 15 * 60),
             client_max_failures=env.get("CLIENT_MAX_FAILURES", _int(1, 100000), 20),
+            client_cache_ttl=env.get("CLIENT_CACHE_TTL", _duration(0, 3600), 30),
             janitor_interval=env.get("JANITOR_INTERVAL", _duration(0, 86400), 300),
             janitor_batch=env.get("JANITOR_BATCH", _int(100, 1_000_000), 5000),
             audit_retention=env.get("AUDIT_RETENTION", _duration(3600, 3650 * 86400), 90 * 86400),

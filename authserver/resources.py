@@ -17,6 +17,7 @@ import asyncpg
 
 from authserver import janitor
 from authserver.config import Settings
+from authserver.db.client_cache import ClientCache
 from authserver.db.migrate import migrate
 from authserver.db.store import Store
 from authserver.metrics import Metrics
@@ -50,6 +51,7 @@ class Resources:
     signer: Signer
     pages: Pages
     metrics: Metrics
+    clients: ClientCache
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
@@ -84,7 +86,7 @@ async def open_resources(
 ) -> AsyncIterator[Resources]:
     """Everything a server or a command needs; ``background`` also runs the janitor."""
     pool = await create_pool(settings)
-    janitor_task: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
     try:
         if settings.migrate_on_start:
             async with pool.acquire() as conn:
@@ -96,9 +98,13 @@ async def open_resources(
         metrics = Metrics()
         metrics.watch_pool(lambda: (pool.get_size(), pool.get_idle_size()))
         store = Store(pool, on_audit=metrics.observe_audit)
+        clients = ClientCache(store, settings.client_cache_ttl if background else 0)
+        if background and settings.client_cache_ttl > 0:
+            assert settings.database_url is not None  # create_pool needed it
+            tasks.append(asyncio.create_task(clients.listen(settings.database_url)))
         if background and settings.janitor_interval > 0:
-            janitor_task = asyncio.create_task(
-                janitor.run_forever(store, settings, metrics.observe_janitor)
+            tasks.append(
+                asyncio.create_task(janitor.run_forever(store, settings, metrics.observe_janitor))
             )
         yield Resources(
             settings=settings,
@@ -110,12 +116,13 @@ async def open_resources(
             signer=Signer(keyring),
             pages=Pages(https=settings.issuer.startswith("https://")),
             metrics=metrics,
+            clients=clients,
         )
     finally:
-        if janitor_task is not None:
-            janitor_task.cancel()
+        for task in tasks:
+            task.cancel()
             with suppress(asyncio.CancelledError):
-                await janitor_task
+                await task
         await pool.close()
 
 

@@ -52,6 +52,10 @@ def server_environ(database_url: str, **overrides: str) -> dict[str, str]:
         "AUTHSERVER_ADMIN_TOKENS": ADMIN_TOKEN,
         "AUTHSERVER_POOL_MIN_SIZE": "1",
         "AUTHSERVER_POOL_MAX_SIZE": "4",
+        # Most tests change a client and use it in the next breath; the client cache follows
+        # changes through PostgreSQL notifications, milliseconds later, and has tests of its own
+        # (test_client_cache.py) with it switched on.
+        "AUTHSERVER_CLIENT_CACHE_TTL": "0",
         **CHEAP_ARGON2,
     }
     env.update({f"AUTHSERVER_{key.upper()}": value for key, value in overrides.items()})

@@ -43,9 +43,12 @@ class NewToken:
 
 @dataclass(frozen=True)
 class ClientAuth:
+    """What client authentication needs to know about a client, as of ``loaded_at``."""
+
     client: Client
-    secrets: list[SecretDigest]  # digests of the secrets valid now
-    locked: bool  # too many failed authentications lately (checklist S-29)
+    secrets: list[SecretDigest]  # digests of the secrets valid when loaded
+    locked: bool  # paused after too many failed authentications (checklist S-29)
+    stale_in: float | None  # seconds until a secret expires or the pause ends, if either will
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> ClientAuth:
@@ -53,7 +56,13 @@ class ClientAuth:
             SecretDigest(key_id, digest)
             for key_id, digest in zip(row["secret_key_ids"], row["secret_digests"], strict=True)
         ]
-        return cls(Client.from_row(row), digests, row["auth_locked"])
+        changes = [t for t in (row["secret_expires_in"], row["auth_locked_for"]) if t is not None]
+        return cls(
+            Client.from_row(row),
+            digests,
+            locked=row["auth_locked_for"] is not None,
+            stale_in=min(changes) if changes else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -270,16 +279,6 @@ class Store:
         """A client as client authentication needs it, or None if there is no such client."""
         row = await self._db.fetchrow(self._q["client_for_auth"], client_id)
         return None if row is None else ClientAuth.from_row(row)
-
-    async def client_and_token(
-        self, client_id: str, digest: bytes
-    ) -> tuple[ClientAuth, TokenRow | None] | None:
-        """The caller and the token it asks about in one round trip; None without the client."""
-        row = await self._db.fetchrow(self._q["client_and_token"], client_id, digest)
-        if row is None:
-            return None
-        token = row["token"]
-        return ClientAuth.from_row(row), None if token is None else TokenRow.from_row(token)
 
     async def code_by_digest(self, digest: bytes) -> CodeRow | None:
         row = await self._db.fetchrow(self._q["code_by_digest"], digest)

@@ -134,18 +134,13 @@ async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
     client_id = flow.credentials.client_id
     if client_id is None or not CLIENT_ID.fullmatch(client_id):
         return  # no such client: oauthlib refuses the request before it asks about anything else
+    await _authenticate(res, flow, client_id)
     if flow.endpoint != "token":
-        # Introspection and revocation: the caller and the token in one round trip, and no
-        # query at all for the token when its MAC does not verify.
+        # Introspection and revocation: no query at all for a token whose MAC does not verify.
         token = params.get("token")
         if token is not None and codec.kind_of(token) in (TokenKind.ACCESS, TokenKind.REFRESH):
-            both = await store.client_and_token(client_id, token_digest(token))
-            loaded, flow.token = both if both is not None else (None, None)
-        else:
-            loaded = await store.client_for_auth(client_id)
-        _authenticate(res, flow, loaded)
+            flow.token = await store.token_by_digest(token_digest(token))
         return
-    _authenticate(res, flow, await store.client_for_auth(client_id))
     grant_type = params.get("grant_type")
     if grant_type == "authorization_code":
         code = params.get("code")
@@ -159,9 +154,31 @@ async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
         await _load_user(res, flow, params)
 
 
-def _authenticate(res: Resources, flow: Flow, loaded: ClientAuth | None) -> None:
-    """Check the presented secret now; the validator only reads the verdict."""
+async def _authenticate(res: Resources, flow: Flow, client_id: str) -> None:
+    """Find the client and check the presented secret now; the validator reads the verdict.
+
+    A cached client is trusted only to say yes: any other verdict is checked again against
+    the database, so a secret rotated in a moment ago works at once.
+    """
+    loaded, cached = await res.clients.get(client_id)
+    _judge(res, flow, loaded)
+    if cached and not _approved(flow):
+        _judge(res, flow, await res.clients.fresh(client_id))
+
+
+def _approved(flow: Flow) -> bool:
+    """Would this client pass authentication as loaded?"""
+    client = flow.client
+    if client is None or not client.active:
+        return False
+    if flow.credentials.secret is None:
+        return client.is_public
+    return flow.client_authenticated and not flow.client_locked
+
+
+def _judge(res: Resources, flow: Flow, loaded: ClientAuth | None) -> None:
     if loaded is None:
+        flow.client, flow.client_locked, flow.client_authenticated = None, False, False
         return
     flow.client, flow.client_locked = loaded.client, loaded.locked
     secret = flow.credentials.secret
@@ -401,7 +418,9 @@ async def load_authorization(res: Resources, query: bytes, user: User | None) ->
         return flow  # check_authorization shows the error page
     client_id = params.get("client_id")
     if client_id is not None and CLIENT_ID.fullmatch(client_id):
-        loaded = await res.store.client_for_auth(client_id)
+        loaded, cached = await res.clients.get(client_id)
+        if cached and (loaded is None or not loaded.client.active):
+            loaded = await res.clients.fresh(client_id)
         flow.client = loaded.client if loaded is not None else None
     return flow
 

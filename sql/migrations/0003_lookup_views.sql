@@ -1,9 +1,9 @@
--- The two lookups on the hot paths, as views, so one query can fetch the authenticating client
--- and the token it asks about in a single round trip (introspection, revocation) while the
--- single lookups stay the same SQL.
+-- The two lookups on the hot paths, as views: what client authentication reads, and what
+-- introspection and the refresh grant read about a token.
 
 -- A client with the digests of its valid secrets and whether failed authentications have
--- paused it (checklist S-29).
+-- paused it (checklist S-29). The *_in columns say, in seconds from now, when the first of
+-- those facts changes by itself, so a cached copy knows when it goes stale without a write.
 CREATE VIEW client_auth AS
 SELECT c.*,
        ARRAY(SELECT s.key_id FROM client_secrets s
@@ -12,9 +12,11 @@ SELECT c.*,
        ARRAY(SELECT s.digest FROM client_secrets s
              WHERE s.client_id = c.client_id AND (s.expires_at IS NULL OR s.expires_at > now())
              ORDER BY s.secret_id) AS secret_digests,
-       EXISTS (SELECT 1 FROM login_failures f
-               WHERE f.throttle_key = 'client:' || c.client_id AND f.locked_until > now())
-           AS auth_locked
+       (SELECT extract(epoch FROM min(s.expires_at) - now())::float8 FROM client_secrets s
+        WHERE s.client_id = c.client_id AND s.expires_at > now()) AS secret_expires_in,
+       (SELECT extract(epoch FROM f.locked_until - now())::float8 FROM login_failures f
+        WHERE f.throttle_key = 'client:' || c.client_id AND f.locked_until > now())
+           AS auth_locked_for
 FROM clients c;
 
 -- A token with what introspection answers and what the refresh grant checks, judged by the

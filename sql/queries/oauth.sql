@@ -2,13 +2,6 @@
 -- An application as client authentication needs it, in one round trip.
 SELECT * FROM client_auth WHERE client_id = $1;
 
--- name: client_and_token
--- The authenticating client and the token it asks about (introspection, revocation), together.
-SELECT ca.*, ts AS token
-FROM client_auth ca
-LEFT JOIN token_status ts ON ts.digest = $2
-WHERE ca.client_id = $1;
-
 -- name: code_by_digest
 -- An authorization code, with whether it is still within its lifetime by the database clock.
 SELECT digest, client_id, user_id, grant_id, redirect_uri, scope, code_challenge,

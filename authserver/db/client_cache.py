@@ -1,0 +1,96 @@
+"""An in-process cache of what client authentication reads, kept honest by PostgreSQL.
+
+Introspection and client-credentials tokens authenticate a client on every request; reading
+its row and secret digests each time would double the database work of the hot paths. Entries
+are dropped:
+
+- when PostgreSQL says the client changed: triggers on clients, client_secrets and the client
+  pauses NOTIFY every replica, whatever made the change (admin API, CLI, cascades);
+- when a secret's overlap window or a pause ends by itself (the row says when);
+- after ``ttl`` seconds in any case, and all at once whenever the LISTEN connection is lost,
+  since a notification may have been missed meanwhile.
+
+The cache is trusted only to say yes: a caller that gets a negative answer from a cached entry
+(wrong secret, paused, inactive) asks again with ``fresh()``, so a secret issued a moment ago
+on another replica works at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import asyncpg
+
+from authserver.db.store import ClientAuth, Store
+
+log = logging.getLogger("authserver.clients")
+
+CHANNEL = "authserver_client_changed"
+MAX_ENTRIES = 10_000  # a bound on memory; past it the cache starts over
+
+
+class ClientCache:
+    def __init__(self, store: Store, ttl: float) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, ClientAuth]] = {}
+        # Bumped by every invalidation: a load that raced one must not store what it read.
+        self._generation = 0
+
+    async def get(self, client_id: str) -> tuple[ClientAuth | None, bool]:
+        """The client's authentication data, and whether it came from the cache."""
+        entry = self._entries.get(client_id)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1], True
+        return await self.fresh(client_id), False
+
+    async def fresh(self, client_id: str) -> ClientAuth | None:
+        """Read the client from the database, and keep it for the next requests."""
+        generation = self._generation
+        loaded = await self._store.client_for_auth(client_id)
+        if loaded is None:
+            self._entries.pop(client_id, None)
+        elif self._ttl > 0 and generation == self._generation:
+            lifetime = self._ttl if loaded.stale_in is None else min(self._ttl, loaded.stale_in)
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[client_id] = (time.monotonic() + lifetime, loaded)
+        return loaded
+
+    def invalidate(self, client_id: str | None = None) -> None:
+        """Forget one client, or every client when ``client_id`` is None."""
+        self._generation += 1
+        if client_id is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(client_id, None)
+
+    async def listen(self, database_url: str) -> None:
+        """Follow change notifications until cancelled, reconnecting after failures."""
+        delay = 0.5
+        while True:
+            lost = asyncio.Event()
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(database_url, timeout=5)
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, self._notified)
+                self.invalidate()  # anything may have changed while nobody listened
+                delay = 0.5
+                await lost.wait()
+                log.warning("client change notifications interrupted; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be away: try again later
+                log.warning("cannot listen for client changes: %s", type(exc).__name__)
+            finally:
+                self.invalidate()
+                if conn is not None and not conn.is_closed():
+                    await conn.close(timeout=2)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _notified(self, conn: object, pid: int, channel: str, client_id: object) -> None:
+        self.invalidate(str(client_id))
