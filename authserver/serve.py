@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Generator
 
 import uvicorn
@@ -21,6 +22,10 @@ from authserver.app import create_admin_app, create_public_app
 from authserver.config import Address, Settings
 from authserver.resources import SharedResources
 
+# Seconds a connection accepted just before SIGTERM gets to send its request once the listener
+# is closed (capped by the shutdown grace).
+FIRST_REQUEST_GRACE = 0.5
+
 
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to ``serve`` (two servers, one signal)."""
@@ -28,6 +33,22 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting, then give connections already accepted a moment to send a request.
+
+        uvicorn closes every connection that has no request in progress the moment it shuts
+        down, including one accepted an instant earlier whose request is still on its way (or
+        unread in its buffer): that request would be dropped. New connections are refused from
+        here on; requests arriving meanwhile on open ones are answered, then uvicorn's own
+        shutdown closes idle connections and waits for the rest.
+        """
+        for server in self.servers:
+            server.close()
+        grace = min(FIRST_REQUEST_GRACE, float(self.config.timeout_graceful_shutdown or 0))
+        if grace > 0 and not self.force_exit:
+            await asyncio.sleep(grace)
+        await super().shutdown(sockets)
 
 
 def _server(app: Starlette, addr: Address, settings: Settings) -> _Server:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 import uuid
 import warnings
@@ -75,13 +76,15 @@ def cluster_url() -> Iterator[str]:
 
         # Not under pytest's basetemp: a concurrent pytest run prunes old basetemps, and
         # would delete a running cluster's files.
+        parent = Path(tempfile.mkdtemp(prefix="authserver-test-pg-"))
         server: Any = pgserver.get_server(  # type: ignore[attr-defined]
-            Path(tempfile.mkdtemp(prefix="authserver-test-pg-")) / "data", cleanup_mode="delete"
+            parent / "data", cleanup_mode="delete"
         )
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +31,8 @@ class LiveServer:
     public_url: str
     admin_url: str
     log_path: Path
+    # The running child, for tests that signal it themselves (it is still stopped on the way out).
+    process: asyncio.subprocess.Process | None = field(default=None, compare=False, repr=False)
 
     def output(self) -> str:
         """Everything the process wrote so far, stdout and stderr interleaved."""
@@ -111,6 +113,7 @@ async def live_server(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
+        server = replace(server, process=process)
         try:
             await _wait_ready(process, server)
             yield server
