@@ -72,8 +72,22 @@ class Metrics:
         self.janitor_deleted = Counter(
             "authserver_janitor_deleted_rows", "Rows the janitor deleted", ["table"], registry=r
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._pool_sizes: Callable[[], tuple[int, int] | None] = lambda: None
         r.register(_PoolCollector(lambda: self._pool_sizes()))
+
+    def request_done(self, listener: str, route: str, status: int, seconds: float) -> None:
+        """Count one request; the labelled children are looked up once, not per request."""
+        key = (listener, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(listener, route, str(status)),
+                self.latency.labels(listener, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
         self._pool_sizes = sizes

@@ -114,7 +114,7 @@ async def handle(res: Resources, request: Request, endpoint: Endpoint) -> Respon
 
 
 async def _parse(request: Request) -> Parsed:
-    if request.url.query:
+    if request.scope["query_string"]:
         raise BadRequest("URL query parameters are not allowed")
     content_type = request.headers.get("content-type", "")
     media_type, _, options = content_type.partition(";")

@@ -58,8 +58,7 @@ class ObserveMiddleware:
     def _record(self, scope: Scope, route: str, status: int, elapsed: float) -> None:
         res = self.shared.current
         if res is not None:
-            res.metrics.requests.labels(self.listener, route, str(status)).inc()
-            res.metrics.latency.labels(self.listener, route).observe(elapsed)
+            res.metrics.request_done(self.listener, route, status, elapsed)
         state: dict[str, Any] = scope.get("state") or {}
         log.info(
             "%s %s %d",
