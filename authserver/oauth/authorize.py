@@ -75,23 +75,10 @@ async def authorize(request: Request) -> Response:
 async def authorize_post(request: Request) -> Response:
     """POST: the login form or the consent form."""
     res = _res(request)
-    try:
-        form = await _read_form(request)
-    except BadRequest as exc:
-        return res.pages.error(400, "This form cannot be used", exc.description)
-    if not _same_origin(res, request):
-        return res.pages.error(403, "This form cannot be used", "The form came from elsewhere.")
-    session = _session(res, request)
-    if session is None:
-        return res.pages.error(
-            403, "Your session has ended", "Go back to the application and start again."
-        )
-    if "csrf_token" not in form:
-        return res.pages.error(400, "This form cannot be used", "The form is incomplete.")
-    if not res.signer.csrf_ok(form["csrf_token"], session):
-        return res.pages.error(
-            403, "This form cannot be used", "The form was not made for this browser session."
-        )
+    checked_form = await _protected_form(res, request)
+    if isinstance(checked_form, Response):
+        return checked_form
+    form, session = checked_form
     user = await _signed_in_user(res, session)
     signed = res.signer.load_request(
         form.get("request"), session, user.user_id if user is not None else None
@@ -279,16 +266,10 @@ async def logout(request: Request) -> Response:
 
 async def logout_post(request: Request) -> Response:
     res = _res(request)
-    try:
-        form = await _read_form(request)
-    except BadRequest as exc:
-        return res.pages.error(400, "This form cannot be used", exc.description)
-    session = _session(res, request)
-    if not _same_origin(res, request) or not res.signer.csrf_ok(form.get("csrf_token"), session):
-        return res.pages.error(
-            403, "This form cannot be used", "The form was not made for this browser session."
-        )
-    assert session is not None  # csrf_ok needs one
+    checked_form = await _protected_form(res, request)
+    if isinstance(checked_form, Response):
+        return checked_form
+    _, session = checked_form
     await res.store.delete_session(session.digest)
     response = RedirectResponse(request.url.path, 303)
     secure = _secure(res)
@@ -300,6 +281,30 @@ async def logout_post(request: Request) -> Response:
 
 async def stylesheet(request: Request) -> Response:
     return _res(request).pages.stylesheet_response()
+
+
+async def _protected_form(
+    res: Resources, request: Request
+) -> tuple[dict[str, str], Session] | Response:
+    """A form posted from our own page in this browser session, or the page refusing it."""
+    try:
+        form = await _read_form(request)
+    except BadRequest as exc:
+        return res.pages.error(400, "This form cannot be used", exc.description)
+    if not _same_origin(res, request):
+        return res.pages.error(403, "This form cannot be used", "The form came from elsewhere.")
+    session = _session(res, request)
+    if session is None:
+        return res.pages.error(
+            403, "Your session has ended", "Go back to the application and start again."
+        )
+    if "csrf_token" not in form:
+        return res.pages.error(400, "This form cannot be used", "The form is incomplete.")
+    if not res.signer.csrf_ok(form["csrf_token"], session):
+        return res.pages.error(
+            403, "This form cannot be used", "The form was not made for this browser session."
+        )
+    return form, session
 
 
 def _session(res: Resources, request: Request) -> Session | None:
