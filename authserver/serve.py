@@ -51,7 +51,8 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _server(app: Starlette, addr: Address, settings: Settings) -> _Server:
+def listener_server(app: Starlette, addr: Address, settings: Settings) -> _Server:
+    """One uvicorn server as authserver runs it (the benchmark floor is served the same way)."""
     config = uvicorn.Config(
         app,
         host=addr.host,
@@ -70,8 +71,8 @@ async def serve(settings: Settings) -> bool:
     """Serve until a signal, or until either listener fails; True if both ran."""
     shared = SharedResources(settings)
     servers = [
-        _server(create_public_app(shared), settings.public_addr, settings),
-        _server(create_admin_app(shared), settings.admin_addr, settings),
+        listener_server(create_public_app(shared), settings.public_addr, settings),
+        listener_server(create_admin_app(shared), settings.admin_addr, settings),
     ]
 
     def stop() -> None:

@@ -1,0 +1,123 @@
+"""The servers under load, each a subprocess on loopback: authserver and the floor."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.config import ADMIN_TOKEN, ISSUER, SERVER_KEY
+from bench.measure import rss_bytes
+
+STARTUP_TIMEOUT = 60.0  # seconds
+STOP_TIMEOUT = 30.0  # authserver drains for up to 20 s after SIGTERM
+
+
+class ServerError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_bytes(self) -> int:
+        """Resident memory now; a server that died mid-run fails the bench here."""
+        if self.process.poll() is not None:
+            raise ServerError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
+        return rss_bytes(self.process.pid)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def production_environ(database_url: str, public_port: int) -> dict[str, str]:
+    """authserver's production settings on loopback: INFO logs, default argon2 and pool, no
+    migration or janitor at start (the bench migrated and seeded; a janitor would delete the
+    filler rows mid-run). Any AUTHSERVER_* of the caller's shell is dropped."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHSERVER_")}
+    env.update(
+        {
+            "AUTHSERVER_DATABASE_URL": database_url,
+            "AUTHSERVER_ISSUER": ISSUER,
+            "AUTHSERVER_SECRET_KEYS": SERVER_KEY,
+            "AUTHSERVER_ADMIN_TOKENS": ADMIN_TOKEN,
+            "AUTHSERVER_PUBLIC_ADDR": f"127.0.0.1:{public_port}",
+            "AUTHSERVER_ADMIN_ADDR": f"127.0.0.1:{free_port()}",
+            "AUTHSERVER_LOG_LEVEL": "INFO",
+            "AUTHSERVER_MIGRATE_ON_START": "false",
+            "AUTHSERVER_JANITOR_INTERVAL": "0",
+        }
+    )
+    return env
+
+
+@contextmanager
+def running(name: str, module: str, database_url: str, log: Path) -> Iterator[Server]:
+    """``python -m <module> [serve]`` with the production environment; stopped on exit."""
+    port = free_port()
+    argv = [sys.executable, "-m", module, *(["serve"] if module == "authserver" else [])]
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
+            argv,
+            env=production_environ(database_url, port),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C reaches the bench, which stops it in order
+        )
+    try:
+        yield Server(name, process, port, log)
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def wait_ready(server: Server, path: str, want: int | None) -> None:
+    """Until GET ``path`` answers (with status ``want``, if given). uvicorn runs the lifespan,
+    which opens the pool, before it listens: an answer means ready."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        while True:
+            if server.process.poll() is not None:
+                raise ServerError(f"{server.name} exited at start-up; see {server.log}")
+            try:
+                response = await client.get(path, timeout=2)
+                if want is None or response.status_code == want:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServerError(f"{server.name} not ready after {STARTUP_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.2)
