@@ -106,10 +106,18 @@ class Store:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Store]:
-        """A Store on one pooled connection, for work that needs its session (advisory locks)."""
+        """A Store on one pooled connection, for work that needs its session (advisory locks).
+
+        The pool does not reset sessions on release (a round trip per query saved), so the
+        session state this work may leave behind is reset here.
+        """
         if isinstance(self._db, asyncpg.Pool):
             async with self._db.acquire() as conn:
-                yield self._bound(conn)
+                try:
+                    yield self._bound(conn)
+                finally:
+                    if not conn.is_closed():
+                        await conn.reset()
         else:
             yield self
 
