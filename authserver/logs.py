@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -33,9 +34,21 @@ class JsonFormatter(logging.Formatter):
             value = record.__dict__.get(name)
             if value is not None:
                 entry[name] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and record.exc_info[1] is not None:
+            entry["exception"] = _where(record.exc_info[1])
         return json.dumps(entry, ensure_ascii=False)
+
+
+def _where(exc: BaseException) -> str:
+    """The exception's type and where it was raised, without its message.
+
+    Messages can quote data: asyncpg's, for one, repeat a query argument that did not fit,
+    and an argument may be a token digest's source or a password. The type and the frames are
+    what an operator needs to find the fault.
+    """
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return f"Traceback (most recent call last):\n{frames}{kind}"
 
 
 def configure_logging(level: str) -> None:
