@@ -23,6 +23,7 @@ from oauthlib.oauth2.rfc6749.grant_types import (
     RefreshTokenGrant,
     ResourceOwnerPasswordCredentialsGrant,
 )
+from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
 from authserver.config import Settings
 from authserver.oauth.validator import (
@@ -39,7 +40,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # oauthlib is un
     """The authorization code grant with our codes and S256 as the only PKCE method."""
 
     _code_challenge_methods: ClassVar[dict[str, Callable[[str, str], bool]]] = {
-        "S256": AuthorizationCodeGrant._code_challenge_methods["S256"]
+        "S256": code_challenge_method_s256
     }
 
     def __init__(self, validator: Validator, codec: TokenCodec) -> None:

@@ -7,9 +7,6 @@ clause they enforce.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import inspect
 import re
 import uuid
@@ -21,6 +18,9 @@ from oauthlib.oauth2.rfc6749.errors import (
     InvalidRequestError,
     UnauthorizedClientError,
     UnsupportedResponseTypeError,
+)
+from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
+    code_challenge_method_s256,
 )
 
 from authserver import scopes as scope_names
@@ -384,12 +384,10 @@ def check_authorization_request(request: Request) -> dict[str, Any]:
 
 
 def _verifier_matches(challenge: str | None, verifier: str | None) -> bool:
-    """RFC 7636 §4.6 S256 check (or no PKCE on either side)."""
+    """RFC 7636 §4.6 S256 check (or no PKCE on either side), with oauthlib's own comparison."""
     if challenge is None or verifier is None:
         return challenge is None and verifier is None
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    computed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-    return hmac.compare_digest(computed.encode(), challenge.encode())
+    return bool(code_challenge_method_s256(verifier, challenge))
 
 
 def _audit_failure(flow: Flow) -> None:
