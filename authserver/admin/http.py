@@ -12,7 +12,7 @@ from authserver.errors import InvalidInput
 from authserver.oauth.params import BadRequest, parse_form
 from authserver.resources import Resources
 from authserver.validation import parse_json_object
-from authserver.web.body import read_body, require_media_type
+from authserver.web.body import media_type, read_body, require_media_type
 
 MAX_BODY = 64 * 1024  # bytes; the largest legitimate admin body is a client with 20 URIs
 
@@ -29,8 +29,7 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 async def form_or_json_body(request: Request) -> dict[str, Any]:
     """A JSON object, or an RFC 7662-style form: the platform may forward either."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type == "application/x-www-form-urlencoded":
+    if media_type(request) == "application/x-www-form-urlencoded":
         try:
             return dict(parse_form(await read_body(request, MAX_BODY)))
         except BadRequest as exc:

@@ -26,7 +26,7 @@ from authserver.oauth.flow import Flow
 from authserver.oauth.params import BadRequest, parse_form, parse_query
 from authserver.resources import Resources
 from authserver.validation import normalize_login
-from authserver.web.body import read_body
+from authserver.web.body import media_type, read_body
 from authserver.web.session import REQUEST_TTL, Session, cookie_name
 
 MAX_FORM = 16 * 1024  # bytes; also bounds the password argon2 is given
@@ -330,8 +330,7 @@ def _same_origin(res: Resources, request: Request) -> bool:
 
 
 async def _read_form(request: Request) -> dict[str, str]:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
+    if media_type(request) != "application/x-www-form-urlencoded":
         raise BadRequest("the form must be sent as application/x-www-form-urlencoded")
     try:
         body = await read_body(request, MAX_FORM)

@@ -22,7 +22,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def media_type(request: Request) -> str:
+    """The request body's media type, without parameters, lower-cased ("" when none)."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
 def require_media_type(request: Request, expected: str) -> None:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != expected:
+    if media_type(request) != expected:
         raise HTTPException(415, f"the body must be {expected}")
