@@ -1,5 +1,8 @@
 """The two ASGI apps one process serves: public (OAuth) and admin (platform API).
 
+Each is observed as a whole (request id, access log, metrics). On the public one, the hot
+OAuth endpoints are raw ASGI in front of the Starlette app that serves the pages.
+
 Both share one ``SharedResources``: the pool is opened by whichever user starts first and
 closed by the last to stop.
 """
@@ -15,12 +18,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from authserver.admin import routes as admin_routes
 from authserver.admin.auth import AdminAuthMiddleware, AdminTokens
 from authserver.config import Settings
 from authserver.oauth import authorize
 from authserver.oauth import routes as oauth_routes
+from authserver.oauth.asgi import OAuthPosts
 from authserver.resources import Resources, SharedResources
 from authserver.web import health
 from authserver.web.errors import EXCEPTION_HANDLERS
@@ -29,7 +34,6 @@ from authserver.web.observe import ObserveMiddleware
 
 def _app(
     shared: SharedResources,
-    listener: str,
     routes: Sequence[BaseRoute],
     middleware: Sequence[Middleware] = (),
 ) -> Starlette:
@@ -40,10 +44,7 @@ def _app(
 
     return Starlette(
         routes=list(routes),
-        middleware=[
-            Middleware(ObserveMiddleware, shared=shared, listener=listener),
-            *middleware,
-        ],
+        middleware=list(middleware),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
@@ -54,20 +55,20 @@ async def metrics(request: Request) -> Response:
     return Response(res.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def create_public_app(shared: SharedResources) -> Starlette:
-    return _app(shared, "public", [*health.ROUTES, *oauth_routes.ROUTES, *authorize.ROUTES])
+def create_public_app(shared: SharedResources) -> ASGIApp:
+    pages = _app(shared, [*health.ROUTES, *oauth_routes.ROUTES, *authorize.ROUTES])
+    return ObserveMiddleware(OAuthPosts(pages), shared, "public")
 
 
-def create_admin_app(shared: SharedResources) -> Starlette:
+ADMIN_ROUTES = [*health.ROUTES, Route("/metrics", metrics, methods=["GET"]), *admin_routes.ROUTES]
+
+
+def create_admin_app(shared: SharedResources) -> ASGIApp:
     tokens = AdminTokens(shared.settings.admin_tokens)
-    return _app(
-        shared,
-        "admin",
-        [*health.ROUTES, Route("/metrics", metrics, methods=["GET"]), *admin_routes.ROUTES],
-        [Middleware(AdminAuthMiddleware, tokens=tokens)],
-    )
+    api = _app(shared, ADMIN_ROUTES, [Middleware(AdminAuthMiddleware, tokens=tokens)])
+    return ObserveMiddleware(api, shared, "admin")
 
 
-def create_apps(settings: Settings) -> tuple[Starlette, Starlette]:
+def create_apps(settings: Settings) -> tuple[ASGIApp, ASGIApp]:
     shared = SharedResources(settings)
     return create_public_app(shared), create_admin_app(shared)

@@ -71,9 +71,9 @@ def _settings(environ: Mapping[str, str], announce: bool) -> Iterator[Settings]:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from authserver.serve import serve
+    from authserver.serve import run_served, serve
 
-    return 0 if asyncio.run(serve(settings)) else 1
+    return 0 if run_served(serve(settings)) else 1
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:

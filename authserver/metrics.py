@@ -73,6 +73,10 @@ class Metrics:
             "authserver_janitor_deleted_rows", "Rows the janitor deleted", ["table"], registry=r
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._introspected = {
+            True: self.introspections.labels("active"),
+            False: self.introspections.labels("inactive"),
+        }
         self._pool_sizes: Callable[[], tuple[int, int] | None] = lambda: None
         r.register(_PoolCollector(lambda: self._pool_sizes()))
 
@@ -88,6 +92,9 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def introspected(self, active: bool) -> None:
+        self._introspected[active].inc()
 
     def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
         self._pool_sizes = sizes

@@ -5,9 +5,10 @@ lookup in the real tokens table through one asyncpg pool, a JSON answer. No clie
 authentication, no MAC check, no oauthlib. Every authserver figure is a ratio to this one.
 
 It is served the way authserver serves: the same settings, the pool from authserver's
-create_pool, the uvicorn server from authserver.serve and the logging from authserver.logs
-(so the event loop, HTTP parser, log handling and pool size follow whatever authserver uses).
-What authserver's apps add on top (its middleware, its own access log) is authserver's cost.
+create_pool, the event loop and the uvicorn server from authserver.serve and the logging from
+authserver.logs (so the event loop, HTTP parser, log handling and pool size follow whatever
+authserver uses). What authserver's apps add on top (its middleware, its own access log) is
+authserver's cost.
 Run as ``python -m bench.floor`` with the AUTHSERVER_* environment authserver gets.
 """
 
@@ -31,7 +32,7 @@ from starlette.routing import Route
 from authserver.config import Settings
 from authserver.logs import configure_logging
 from authserver.resources import create_pool
-from authserver.serve import listener_server
+from authserver.serve import listener_server, run_served
 from bench.config import INTROSPECT_PATH
 
 _LOOKUP = "SELECT kind, client_id, scope, expires_at FROM tokens WHERE digest = $1"
@@ -85,7 +86,7 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    run_served(serve(settings))
 
 
 if __name__ == "__main__":

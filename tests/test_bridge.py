@@ -3,12 +3,16 @@ may be a coroutine function."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from copy import deepcopy
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import product
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -17,8 +21,8 @@ import pytest
 from authserver.config import Settings
 from authserver.models import Client, TokenRow
 from authserver.oauth import bridge
-from authserver.oauth.flow import Flow, IssueTokens
-from authserver.oauth.params import ClientCredentials
+from authserver.oauth.flow import Flow, IssueTokens, active
+from authserver.oauth.params import ClientCredentials, encode_form
 from authserver.oauth.server import build_endpoints
 from authserver.oauth.validator import Validator, assert_synchronous
 from authserver.resources import Resources
@@ -156,3 +160,68 @@ def test_async_validator_method_is_refused() -> None:
 def test_shipped_validator_is_synchronous() -> None:
     """The validator the server builds passes the start-up check."""
     assert_synchronous(Validator("https://auth.example.test", True))
+
+
+def introspection_cases() -> Iterator[tuple[str, Flow, dict[str, str]]]:
+    """Introspection requests in every state the load phase can leave them in."""
+    token = CODEC.mint(TokenKind.ACCESS)
+    live = replace(refresh_flow()[0].token or _never(), kind="access", digest=token_digest(token))
+    rows = {
+        "active": live,
+        "refresh": replace(live, kind="refresh"),
+        "expired": replace(live, live=False),
+        "revoked": replace(live, revoked=True),
+        "other digest": replace(live, digest=token_digest(token + "x")),
+        "no row": None,
+        "user-less": replace(live, user_id=None, username=None, expires_at=None),
+    }
+    clients = {
+        "introspector": replace(web_client(), introspection=True),
+        "not allowed": web_client(),
+        "inactive": replace(web_client(), introspection=True, active=False),
+        "unknown": None,
+    }
+    bodies = {
+        "token": {"token": token},
+        "hint": {"token": token, "token_type_hint": "refresh_token"},
+        "odd hint": {"token": token, "token_type_hint": "id_token"},
+        "no token": {},
+    }
+    for (row_name, row), (client_name, client), (body_name, body), authenticated in product(
+        rows.items(), clients.items(), bodies.items(), (True, False)
+    ):
+        flow = Flow("introspect", ClientCredentials("client-1", "secret", "basic"))
+        flow.client, flow.client_authenticated, flow.token = client, authenticated, row
+        name = f"{row_name}/{client_name}/{body_name}/{'auth' if authenticated else 'bad secret'}"
+        yield name, flow, dict(body)
+
+
+def _never() -> TokenRow:
+    raise AssertionError("refresh_flow always loads a token")
+
+
+def test_introspection_shortcut_answers_as_oauthlib() -> None:
+    """decide's introspection answer, with or without oauthlib, is oauthlib's own, to the byte."""
+    res = resources()
+    for name, flow, params in introspection_cases():
+        theirs = deepcopy(flow)
+        with active(theirs):
+            expected = res.oauth.introspection.create_introspect_response(
+                "https://auth.example.test/oauth2/introspect",
+                "POST",
+                encode_form(params),
+                {"Content-Type": bridge.FORM},
+            )
+        assert bridge.decide(res, flow, params) == expected, name
+        assert flow.intents == theirs.intents, name
+        assert flow.introspected_active == theirs.introspected_active, name
+
+
+def test_introspection_shortcut_is_taken() -> None:
+    """A valid introspection request is decided without touching oauthlib's endpoints."""
+    cases = {name: (flow, params) for name, flow, params in introspection_cases()}
+    flow, params = cases["active/introspector/token/auth"]
+    without_oauthlib = cast(Resources, SimpleNamespace(settings=resources().settings))
+    _, body, status = bridge.decide(without_oauthlib, flow, params)
+    assert status == 200
+    assert json.loads(body)["active"] is True

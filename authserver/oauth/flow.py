@@ -122,6 +122,14 @@ class Flow:
     def record(self, intent: Intent) -> None:
         self.intents.append(intent)
 
+    def client_passes(self) -> bool:
+        """Client authentication's verdict: an active client proved its secret and, at the
+        introspection endpoint, is one allowed to introspect."""
+        client = self.client
+        if client is None or not client.active or not self.client_authenticated:
+            return False
+        return self.endpoint != "introspect" or client.introspection
+
 
 _current: ContextVar[Flow] = ContextVar("authserver_oauth_flow")
 

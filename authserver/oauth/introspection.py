@@ -8,6 +8,7 @@ from authserver.models import TokenRow
 from authserver.security.tokens import TokenKind, token_digest
 
 if TYPE_CHECKING:  # resources builds the validator, which needs this module's claims
+    from authserver.oauth.flow import Flow
     from authserver.resources import Resources
 
 INACTIVE: dict[str, Any] = {"active": False}
@@ -34,6 +35,16 @@ def introspection_claims(row: TokenRow, issuer: str) -> dict[str, Any] | None:
     if row.user_id is not None:
         claims["sub"] = row.user_id
         claims["username"] = row.username
+    return claims
+
+
+def loaded_claims(flow: Flow, token: str, issuer: str) -> dict[str, Any] | None:
+    """The claims for ``token`` from the row the load phase fetched, and note the verdict."""
+    row = flow.token
+    claims = None
+    if row is not None and row.digest == token_digest(token):
+        claims = introspection_claims(row, issuer)
+    flow.introspected_active = claims is not None
     return claims
 
 

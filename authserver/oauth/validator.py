@@ -38,7 +38,7 @@ from authserver.oauth.flow import (
     RevokeToken,
     current,
 )
-from authserver.oauth.introspection import introspection_claims
+from authserver.oauth.introspection import loaded_claims
 from authserver.security.tokens import token_digest
 from authserver.validation import redirect_matches
 
@@ -110,14 +110,10 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
 
     def authenticate_client(self, request: Request, *args: Any, **kw: Any) -> bool:
         flow = current()
-        client = flow.client
-        ok = client is not None and client.active and flow.client_authenticated
-        if ok and flow.endpoint == "introspect":
-            ok = client is not None and client.introspection
-        if not ok:
+        if not flow.client_passes():
             _audit_failure(flow)
             return False
-        request.client = client
+        request.client = flow.client
         return True
 
     def authenticate_client_id(self, client_id: str, request: Request, *a: Any, **kw: Any) -> bool:
@@ -346,13 +342,7 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
     def introspect_token(
         self, token: str, token_type_hint: str | None, request: Request, *a: Any, **kw: Any
     ) -> dict[str, Any] | None:
-        flow = current()
-        row = flow.token
-        claims = None
-        if row is not None and row.digest == token_digest(token):
-            claims = introspection_claims(row, self._issuer)
-        flow.introspected_active = claims is not None
-        return claims
+        return loaded_claims(current(), token, self._issuer)
 
 
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded

@@ -50,16 +50,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
 
-async def _database_down(request: Request, exc: Exception) -> Response:
+# An error answer: status, error code, description, extra headers.
+ErrorAnswer = tuple[int, str, str, dict[str, str]]
+
+
+def database_down(exc: Exception) -> ErrorAnswer:
+    """Log and describe one of DATABASE_DOWN (also for apps outside Starlette's handlers)."""
     log.warning("database unavailable: %s", type(exc).__name__)
-    return error_response(
-        503, "temporarily_unavailable", "the database is unavailable", {"Retry-After": "1"}
-    )
+    return 503, "temporarily_unavailable", "the database is unavailable", {"Retry-After": "1"}
+
+
+def unexpected(method: str, path: str, exc: Exception) -> ErrorAnswer:
+    """Log an unexpected exception with its frames; the answer says nothing about it."""
+    log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return 500, "server_error", "an unexpected error occurred", {}
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    return error_response(*database_down(exc))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "server_error", "an unexpected error occurred")
+    return error_response(*unexpected(request.method, request.url.path, exc))
 
 
 # What asyncpg raises while PostgreSQL is away, restarting or overloaded: a clean 503 with

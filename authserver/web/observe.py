@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.logs import request_id
@@ -21,7 +20,8 @@ from authserver.resources import SharedResources
 
 log = logging.getLogger("authserver.access")
 
-_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+_REQUEST_ID = b"x-request-id"
 
 
 class ObserveMiddleware:
@@ -34,8 +34,12 @@ class ObserveMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = _header(scope, b"x-request-id")
-        rid = given if given is not None and _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+        raw = _given_id(scope)
+        if raw is None:
+            rid = secrets.token_hex(16)
+            raw = rid.encode()
+        else:
+            rid = raw.decode()
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
@@ -44,7 +48,7 @@ class ObserveMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-Id"] = rid
+                message["headers"] = [*message.get("headers", ()), (_REQUEST_ID, raw)]
             await send(message)
 
         try:
@@ -59,6 +63,8 @@ class ObserveMiddleware:
         res = self.shared.current
         if res is not None:
             res.metrics.request_done(self.listener, route, status, elapsed)
+        if not log.isEnabledFor(logging.INFO):
+            return
         state: dict[str, Any] = scope.get("state") or {}
         log.info(
             "%s %s %d",
@@ -76,8 +82,8 @@ class ObserveMiddleware:
         )
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def _given_id(scope: Scope) -> bytes | None:
     for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
+        if key == _REQUEST_ID:
+            return bytes(value) if _SANE_ID.fullmatch(value) else None
     return None
