@@ -7,18 +7,14 @@ while the request is served. The access line names the route template, never the
 
 from __future__ import annotations
 
-import logging
+import random
 import re
-import secrets
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authserver.logs import request_id
+from authserver.logs import AccessLog, request_id
 from authserver.resources import SharedResources
-
-log = logging.getLogger("authserver.access")
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 _REQUEST_ID = b"x-request-id"
@@ -29,6 +25,7 @@ class ObserveMiddleware:
         self.app = app
         self.shared = shared
         self.listener = listener
+        self.access = AccessLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -36,7 +33,8 @@ class ObserveMiddleware:
             return
         raw = _given_id(scope)
         if raw is None:
-            rid = secrets.token_hex(16)
+            # A correlation id, not a secret: no need to ask the OS for randomness per request.
+            rid = f"{random.getrandbits(128):032x}"
             raw = rid.encode()
         else:
             rid = raw.decode()
@@ -56,30 +54,15 @@ class ObserveMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self._record(scope, route, status, elapsed)
+            res = self.shared.current
+            if res is not None:
+                res.metrics.request_done(self.listener, route, status, elapsed)
+            state = scope.get("state")
+            client_id = state.get("client_id") if state else None
+            self.access.write(
+                rid, self.listener, scope["method"], route, status, elapsed, client_id
+            )
             request_id.reset(token)
-
-    def _record(self, scope: Scope, route: str, status: int, elapsed: float) -> None:
-        res = self.shared.current
-        if res is not None:
-            res.metrics.request_done(self.listener, route, status, elapsed)
-        if not log.isEnabledFor(logging.INFO):
-            return
-        state: dict[str, Any] = scope.get("state") or {}
-        log.info(
-            "%s %s %d",
-            scope["method"],
-            route,
-            status,
-            extra={
-                "listener": self.listener,
-                "route": route,
-                "method": scope["method"],
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-                "client_id": state.get("client_id"),
-            },
-        )
 
 
 def _given_id(scope: Scope) -> bytes | None:
