@@ -66,30 +66,87 @@ class JsonFormatter(logging.Formatter):
         return _encode(entry)
 
 
-class AccessLog:
-    """The access log: one line per request, in the shape of every other line (logger
-    ``authserver.access``, level INFO) and, once ``configure_logging`` ran, on the same stream.
+class _Batch:
+    """Access lines waiting to be written to the log stream, in one write per batch.
 
-    It is written on every request, so it goes around the logging machinery (a LogRecord,
-    handler lookups and locks, a flush per line): through it, the line cost more than the rest
-    of an introspection with a forged token. Lines are flushed in batches, at most
-    ``FLUSH_DELAY`` seconds after they were written (a log line at WARNING or above flushes at
-    once, with them); a process killed outright loses that much. Without ``configure_logging``
-    (an app embedded in tests) the lines go through logging as usual.
+    stdout is usually unbuffered in containers (PYTHONUNBUFFERED), so every write is a system
+    call; on the hot paths one per request cost more than the rest of an introspection with a
+    forged token. Lines wait at most ``delay`` seconds, or until ``limit`` of them are waiting,
+    or until any other line is logged (the handler below writes them first, so the order of
+    lines is kept). A process killed outright loses what was waiting.
     """
 
-    FLUSH_DELAY = 0.05  # seconds
+    def __init__(self, stream: TextIO, delay: float = 0.05, limit: int = 512) -> None:
+        self.stream = stream
+        self.delay = delay
+        self.limit = limit
+        self._lines: list[str] = []
+        # The loop a drain is scheduled on; a loop closed before it ran no longer counts.
+        self._drain_on: asyncio.AbstractEventLoop | None = None
 
-    def __init__(self) -> None:
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        if len(self._lines) >= self.limit:
+            self.drain()
+            return
+        loop = asyncio.get_running_loop()
+        if self._drain_on is not loop:
+            self._drain_on = loop
+            loop.call_later(self.delay, self._scheduled)
+
+    def drain(self) -> None:
+        lines, self._lines = self._lines, []  # one swap: no line is written twice or lost
+        if lines:
+            with contextlib.suppress(OSError, ValueError):  # a closed or broken stdout
+                self.stream.write("".join(lines))
+                self.stream.flush()
+
+    def _scheduled(self) -> None:
+        self._drain_on = None
+        self.drain()
+
+
+class _Handler(logging.StreamHandler[TextIO]):
+    """stdout, after the access lines logged before this record."""
+
+    def __init__(self, batch: _Batch) -> None:
+        super().__init__(batch.stream)
+        self.batch = batch
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.batch.drain()
+        super().emit(record)
+
+    def flush(self) -> None:
+        # logging.shutdown() flushes every handler at exit: the last batch goes out then.
+        self.batch.drain()
+        super().flush()
+
+
+# Set by configure_logging; without it (an app embedded in tests) access lines go through
+# logging like any other.
+_batch: _Batch | None = None
+
+_quote = json.encoder.encode_basestring
+
+
+class AccessLog:
+    """The access log: one line per request, in the shape of every other line (logger
+    ``authserver.access``, level INFO, the request's id) and on the same stream.
+
+    It runs on every request, so it goes around the logging machinery (a LogRecord, handler
+    lookups and locks) and waits in a batch for its write (see ``_Batch``).
+    """
+
+    def __init__(self, listener: str) -> None:
         self._logger = logging.getLogger("authserver.access")
         self._timestamp = _Timestamps()
-        # The loop a flush is scheduled on; a loop closed before it ran no longer counts.
-        self._flush_on: asyncio.AbstractEventLoop | None = None
+        self._listener = f', "listener": {_quote(listener)}}}\n'
+        self._listener_name = listener
 
     def write(
         self,
         rid: str,
-        listener: str,
         method: str,
         route: str,
         status: int,
@@ -98,42 +155,48 @@ class AccessLog:
     ) -> None:
         if not self._logger.isEnabledFor(logging.INFO):
             return
-        fields: dict[str, object] = {
-            "route": route,
-            "method": method,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 2),
-        }
-        if client_id is not None:
-            fields["client_id"] = client_id
-        fields["listener"] = listener
-        message = f"{method} {route} {status}"
-        stream = _stream
-        if stream is None:
-            self._logger.info(message, extra=fields)
+        batch = _batch
+        if batch is None:
+            self._logged(rid, method, route, status, seconds, client_id)
             return
-        entry = {
-            "timestamp": self._timestamp(time.time()),
-            "level": "INFO",
-            "logger": "authserver.access",
-            "message": message,
-            "request_id": rid,
-            **fields,
-        }
-        stream.write(_encode(entry) + "\n")
-        loop = asyncio.get_running_loop()
-        if self._flush_on is not loop:  # no flush pending on this loop yet
-            self._flush_on = loop
-            loop.call_later(self.FLUSH_DELAY, self._flush, stream)
+        # JsonFormatter's keys, in its order; every string is quoted by json's own encoder.
+        method_q, route_q = _quote(method), _quote(route)
+        client = "" if client_id is None else f', "client_id": {_quote(client_id)}'
+        batch.add(
+            f'{{"timestamp": "{self._timestamp(time.time())}", "level": "INFO", '
+            f'"logger": "authserver.access", "message": {_quote(f"{method} {route} {status}")}, '
+            f'"request_id": {_quote(rid)}, "route": {route_q}, "method": {method_q}, '
+            f'"status": {status}, "duration_ms": {round(seconds * 1000, 2)!r}'
+            f"{client}{self._listener}"
+        )
 
-    def _flush(self, stream: TextIO) -> None:
-        self._flush_on = None
-        with contextlib.suppress(OSError, ValueError):  # a closed or broken stdout
-            stream.flush()
-
-
-# Where configure_logging sends every line; the access log writes there directly.
-_stream: TextIO | None = None
+    def _logged(
+        self,
+        rid: str,
+        method: str,
+        route: str,
+        status: int,
+        seconds: float,
+        client_id: str | None,
+    ) -> None:
+        token = request_id.set(rid)
+        try:
+            self._logger.info(
+                "%s %s %d",
+                method,
+                route,
+                status,
+                extra={
+                    "listener": self._listener_name,
+                    "route": route,
+                    "method": method,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "client_id": client_id,
+                },
+            )
+        finally:
+            request_id.reset(token)
 
 
 def _where(exc: BaseException) -> str:
@@ -156,9 +219,9 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None
-    global _stream
-    _stream = sys.stdout if stream is None else stream
-    handler = logging.StreamHandler(_stream)
+    global _batch
+    _batch = _Batch(sys.stdout if stream is None else stream)
+    handler = _Handler(_batch)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

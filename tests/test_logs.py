@@ -57,11 +57,11 @@ class Recorded(io.StringIO):
 def stream() -> Iterator[Recorded]:
     """Process logging configured onto a fresh stream, and put back as it was afterwards."""
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level, logs._stream, logging._srcfile)
+    saved = (root.handlers[:], root.level, logs._batch, logging._srcfile)
     recorded = Recorded()
     configure_logging("INFO", recorded)
     yield recorded
-    root.handlers[:], level, logs._stream, logging._srcfile = saved
+    root.handlers[:], level, logs._batch, logging._srcfile = saved
     root.setLevel(level)
 
 
@@ -86,7 +86,9 @@ async def test_access_line_has_the_shape_of_a_logged_line(stream: Recorded) -> N
         )
     finally:
         request_id.reset(token)
-    AccessLog().write("rid-1", "public", "POST", "/oauth2/token", 200, 0.0015, "client-1")
+    AccessLog("public").write("rid-1", "POST", "/oauth2/token", 200, 0.0015, "client-1")
+    assert logs._batch is not None
+    logs._batch.drain()
     logged, direct = _lines(stream)
     assert logged.pop("timestamp")
     assert direct.pop("timestamp")
@@ -94,21 +96,52 @@ async def test_access_line_has_the_shape_of_a_logged_line(stream: Recorded) -> N
     assert list(direct) == list(logged)
 
 
-async def test_access_lines_are_flushed_soon(stream: Recorded) -> None:
-    """Lines written in a burst reach the stream with one flush, within the flush delay."""
-    access = AccessLog()
+async def test_access_lines_are_written_soon_in_one_write(stream: Recorded) -> None:
+    """Lines logged in a burst reach the stream together, within the batch delay."""
+    access = AccessLog("public")
     for status in (200, 401, 200):
-        access.write("rid", "public", "POST", "/oauth2/introspect", status, 0.001, None)
-    assert stream.flushes == 0
-    await asyncio.sleep(AccessLog.FLUSH_DELAY * 3)
+        access.write("rid", "POST", "/oauth2/introspect", status, 0.001, None)
+    assert stream.getvalue() == ""
+    assert logs._batch is not None
+    await asyncio.sleep(logs._batch.delay * 3)
     assert stream.flushes == 1
     assert [line["status"] for line in _lines(stream)] == [200, 401, 200]
+
+
+async def test_other_lines_keep_their_place(stream: Recorded) -> None:
+    """A line logged after waiting access lines is written after them, at once."""
+    AccessLog("public").write("rid", "POST", "/oauth2/token", 200, 0.001, None)
+    logging.getLogger("authserver").warning("database unavailable")
+    assert [line["level"] for line in _lines(stream)] == ["INFO", "WARNING"]
+
+
+async def test_a_full_batch_is_written_at_once(stream: Recorded) -> None:
+    """Past the batch limit, lines are written without waiting for the delay."""
+    assert logs._batch is not None
+    access = AccessLog("admin")
+    for _ in range(logs._batch.limit):
+        access.write("rid", "GET", "/metrics", 200, 0.001, None)
+    assert len(_lines(stream)) == logs._batch.limit
+
+
+async def test_access_line_quotes_what_it_carries(stream: Recorded) -> None:
+    """Odd characters in a client id or method stay inside their JSON strings."""
+    access = AccessLog("public")
+    access.write('r"1', 'PO"ST', "/oauth2/token", 200, 0.001, 'cli"ent\né')
+    assert logs._batch is not None
+    logs._batch.drain()
+    (line,) = _lines(stream)
+    assert (line["method"], line["client_id"], line["request_id"]) == (
+        'PO"ST',
+        'cli"ent\né',
+        'r"1',
+    )
 
 
 async def test_no_access_line_above_info(stream: Recorded) -> None:
     """At WARNING the access log writes nothing."""
     logging.getLogger().setLevel("WARNING")
-    AccessLog().write("rid", "public", "GET", "/healthz", 200, 0.001, None)
+    AccessLog("public").write("rid", "GET", "/healthz", 200, 0.001, None)
     assert stream.getvalue() == ""
 
 
@@ -119,3 +152,11 @@ def test_timestamps_read_as_the_instant(created: float) -> None:
     exact = datetime.fromtimestamp(created, UTC)
     assert abs(datetime.fromisoformat(stamp) - exact) <= timedelta(microseconds=1)
     assert len(stamp) == len("2026-11-28T13:00:20.880391+00:00")
+
+
+async def test_waiting_lines_are_written_at_shutdown(stream: Recorded) -> None:
+    """logging.shutdown(), which runs at exit, writes the lines still waiting."""
+    AccessLog("public").write("rid", "POST", "/oauth2/token", 200, 0.001, None)
+    for handler in logging.getLogger().handlers:
+        handler.flush()  # what logging.shutdown() does to every handler
+    assert len(_lines(stream)) == 1

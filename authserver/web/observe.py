@@ -25,7 +25,7 @@ class ObserveMiddleware:
         self.app = app
         self.shared = shared
         self.listener = listener
-        self.access = AccessLog()
+        self.access = AccessLog(listener)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,9 +59,7 @@ class ObserveMiddleware:
                 res.metrics.request_done(self.listener, route, status, elapsed)
             state = scope.get("state")
             client_id = state.get("client_id") if state else None
-            self.access.write(
-                rid, self.listener, scope["method"], route, status, elapsed, client_id
-            )
+            self.access.write(rid, scope["method"], route, status, elapsed, client_id)
             request_id.reset(token)
 
 
