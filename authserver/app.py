@@ -29,7 +29,7 @@ from authserver.oauth.asgi import OAuthPosts
 from authserver.resources import Resources, SharedResources
 from authserver.web import health
 from authserver.web.errors import EXCEPTION_HANDLERS
-from authserver.web.observe import ObserveMiddleware
+from authserver.web.observe import ObserveMiddleware, Observer
 
 
 def _app(
@@ -56,8 +56,9 @@ async def metrics(request: Request) -> Response:
 
 
 def create_public_app(shared: SharedResources) -> ASGIApp:
+    observer = Observer(shared, "public")
     pages = _app(shared, [*health.ROUTES, *oauth_routes.ROUTES, *authorize.ROUTES])
-    return ObserveMiddleware(OAuthPosts(pages), shared, "public")
+    return OAuthPosts(ObserveMiddleware(pages, observer), observer)
 
 
 ADMIN_ROUTES = [*health.ROUTES, Route("/metrics", metrics, methods=["GET"]), *admin_routes.ROUTES]
@@ -66,7 +67,7 @@ ADMIN_ROUTES = [*health.ROUTES, Route("/metrics", metrics, methods=["GET"]), *ad
 def create_admin_app(shared: SharedResources) -> ASGIApp:
     tokens = AdminTokens(shared.settings.admin_tokens)
     api = _app(shared, ADMIN_ROUTES, [Middleware(AdminAuthMiddleware, tokens=tokens)])
-    return ObserveMiddleware(api, shared, "admin")
+    return ObserveMiddleware(api, Observer(shared, "admin"))
 
 
 def create_apps(settings: Settings) -> tuple[ASGIApp, ASGIApp]:

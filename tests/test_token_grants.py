@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -65,6 +66,30 @@ async def test_client_credentials_issues_access_token_only(
     assert row["client_id"] == web_client["client_id"]
     assert row["user_id"] is None
     assert await db.fetchval("SELECT count(*) FROM tokens WHERE kind = 'refresh'") == 0
+
+
+async def test_client_credentials_issue_is_audited_with_its_token(
+    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client
+) -> None:
+    """The token issued without a transaction is stored with its token.issued event."""
+    response = await post_token(
+        public, {"grant_type": "client_credentials"}, headers=web_auth(web_client)
+    )
+    assert response.status_code == 200, response.text
+    row = await stored_token(db, response.json()["access_token"])
+    assert row is not None
+    assert (row["kind"], row["client_id"], row["user_id"]) == (
+        "access",
+        web_client["client_id"],
+        None,
+    )
+    assert row["expires_at"] is not None
+    events = await db.fetch(
+        "SELECT client_id, user_id, detail FROM audit_events WHERE kind = 'token.issued'"
+    )
+    assert [(e["client_id"], e["user_id"], json.loads(e["detail"])) for e in events] == [
+        (web_client["client_id"], None, {"grant_type": "client_credentials"})
+    ]
 
 
 async def test_client_credentials_narrows_scope(

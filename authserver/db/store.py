@@ -42,6 +42,27 @@ class NewToken:
 
 
 @dataclass(frozen=True)
+class IssuedToken:
+    digest: bytes
+    kind: str  # "access" | "refresh"
+    scope: str
+    expires_in: int  # seconds from now by the database clock
+
+
+@dataclass(frozen=True)
+class Issue:
+    """What one token request issues: an access token, perhaps a refresh token, one grant."""
+
+    grant_type: str
+    client_id: str
+    user_id: str | None
+    grant_id: int | None
+    family_id: UUID | None
+    code_digest: bytes | None
+    tokens: tuple[IssuedToken, ...]
+
+
+@dataclass(frozen=True)
 class ClientAuth:
     """What client authentication needs to know about a client, as of ``loaded_at``."""
 
@@ -277,6 +298,27 @@ class Store:
             token.developer,
             None if token.expires_in is None else float(token.expires_in),
         )
+
+    async def issue_tokens(self, issue: Issue) -> None:
+        """Store tokens issued together, and audit their issue, in one statement."""
+        tokens = issue.tokens
+        detail = {"grant_type": issue.grant_type}
+        await self._db.execute(
+            self._q["issue_tokens"],
+            [t.digest for t in tokens],
+            [t.kind for t in tokens],
+            issue.client_id,
+            issue.user_id,
+            issue.grant_id,
+            issue.family_id,
+            issue.code_digest,
+            [t.scope for t in tokens],
+            [float(t.expires_in) for t in tokens],
+            "token.issued",
+            json.dumps(detail),
+        )
+        if self._on_audit is not None:
+            self._on_audit("token.issued", detail)
 
     async def delete_developer_tokens(self, grant_id: int) -> None:
         await self._db.execute(self._q["delete_developer_tokens"], grant_id)

@@ -8,16 +8,19 @@ with the answer. Everything else on the public listener goes on to the Starlette
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from authserver.logs import request_id
 from authserver.oauth import bridge
 from authserver.oauth.flow import Endpoint
 from authserver.oauth.responses import Answer, Headers, oauth_error
 from authserver.resources import Resources
 from authserver.web.errors import DATABASE_DOWN, ErrorAnswer, database_down, unexpected
+from authserver.web.observe import REQUEST_ID, Observer
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,9 @@ _METHOD_NOT_ALLOWED = oauth_error(
 
 
 class OAuthPosts:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observer: Observer) -> None:
         self.app = app  # everything else
+        self.observer = observer  # what ObserveMiddleware does, done here without wrapping send
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
@@ -55,18 +59,30 @@ class OAuthPosts:
             await self.app(scope, receive, send)
             return
         scope["route"] = route
-        if scope["method"] != "POST":
-            await _METHOD_NOT_ALLOWED.send(send)
-            return
+        rid, raw_id = self.observer.request_id(scope)
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
         try:
-            answer = await _serve(scope, receive, route.endpoint)
+            answer = await self._answer(scope, receive, route.endpoint)
+            if answer is not None:
+                status = answer.status
+                await answer.send(send, (REQUEST_ID, raw_id))
+        finally:
+            self.observer.done(scope, rid, route.path, status, started)
+            request_id.reset(token)
+
+    async def _answer(self, scope: Scope, receive: Receive, endpoint: Endpoint) -> Answer | None:
+        if scope["method"] != "POST":
+            return _METHOD_NOT_ALLOWED
+        try:
+            return await _serve(scope, receive, endpoint)
         except ClientDisconnect:
-            return  # nobody to answer; nothing was stored for a request not fully read
+            return None  # nobody to answer; nothing was stored for a request not fully read
         except DATABASE_DOWN as exc:
-            answer = _error(database_down(exc))
+            return _error(database_down(exc))
         except Exception as exc:
-            answer = _error(unexpected(scope["method"], scope["path"], exc))
-        await answer.send(send)
+            return _error(unexpected(scope["method"], scope["path"], exc))
 
 
 async def _serve(scope: Scope, receive: Receive, endpoint: Endpoint) -> Answer:

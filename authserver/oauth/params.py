@@ -48,8 +48,8 @@ def parse_query(raw: bytes | str) -> tuple[dict[str, str], set[str]]:
         if count >= MAX_PARAMS:
             raise BadRequest("too many parameters")
         name_raw, _, value_raw = pair.partition(b"=")
-        name = _decode(name_raw, "a parameter name")
-        value = _decode(value_raw, f"parameter {name[:40]!r}")
+        name = _decode(name_raw)
+        value = _decode(value_raw, name)
         if name in params or name in repeated:
             repeated.add(name)
         params.setdefault(name, value)
@@ -61,16 +61,26 @@ def encode_form(params: dict[str, str]) -> str:
     return urlencode(params)
 
 
-def _decode(raw: bytes, what: str) -> str:
+def _decode(raw: bytes, name: str | None = None, label: str | None = None) -> str:
+    """One form-encoded string: the value of parameter ``name``, else what ``label`` says, else
+    a parameter name. Errors name it; the description is built only then."""
     try:
-        text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        if b"%" in raw or b"+" in raw:
+            raw = unquote_to_bytes(raw.replace(b"+", b" "))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise BadRequest(f"{what} is not valid UTF-8") from None
+        raise BadRequest(f"{_what(name, label)} is not valid UTF-8") from None
     if len(text) > MAX_VALUE:
-        raise BadRequest(f"{what} is too long")
+        raise BadRequest(f"{_what(name, label)} is too long")
     if _CONTROL.search(text):
-        raise BadRequest(f"{what} contains control characters")
+        raise BadRequest(f"{_what(name, label)} contains control characters")
     return text
+
+
+def _what(name: str | None, label: str | None) -> str:
+    if name is not None:
+        return f"parameter {name[:40]!r}"
+    return label or "a parameter name"
 
 
 AuthMethod = Literal["basic", "post", "none"]
@@ -122,8 +132,8 @@ def _basic(encoded: str) -> tuple[str, str]:
         raise BadClientAuth("the Basic authorization header is malformed")
     # RFC 6749 §2.3.1: id and secret are form-urlencoded before they are joined.
     try:
-        client_id = _decode(client_id.encode(), "the Basic client id")
-        secret = _decode(secret.encode(), "the Basic client secret")
+        client_id = _decode(client_id.encode(), label="the Basic client id")
+        secret = _decode(secret.encode(), label="the Basic client secret")
     except BadRequest as exc:
         raise BadClientAuth(exc.description) from None
     if not client_id:

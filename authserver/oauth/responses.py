@@ -33,8 +33,9 @@ class Answer:
     headers: Headers
     body: bytes
 
-    async def send(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+    async def send(self, send: Send, *extra: tuple[bytes, bytes]) -> None:
+        headers = [*self.headers, *extra] if extra else self.headers
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
 

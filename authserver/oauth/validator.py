@@ -322,9 +322,7 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
             )
         else:
             intent = IssueTokens(**common, user_id=None, grant_id=None, family_id=None)
-        flow.record(intent)
-        client_id = flow.client.client_id if flow.client else None
-        flow.record(Audit("token.issued", client_id, intent.user_id, {"grant_type": grant_type}))
+        flow.record(intent)  # the store phase audits the issue with the tokens
 
     # Revocation (RFC 7009 §2.1) and introspection (RFC 7662 §2.2)
 

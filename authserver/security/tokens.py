@@ -27,6 +27,7 @@ class TokenKind(enum.Enum):
     CODE = "phrac"
 
 
+_KINDS = {kind.value: kind for kind in TokenKind}
 _SHAPE = re.compile(rf"(phrat|phrrt|phrac)_([A-Za-z0-9_-]{{{_RANDOM_CHARS + _MAC_CHARS}}})")
 
 
@@ -49,7 +50,7 @@ class TokenCodec:
         valid = False
         for key in self._verifying:
             valid |= hmac.compare_digest(_mac(key, body), mac)
-        return TokenKind(match.group(1)) if valid else None
+        return _KINDS[match.group(1)] if valid else None
 
 
 def token_digest(token: str) -> bytes:

@@ -3,6 +3,9 @@
 The id comes from ``X-Request-Id`` when the caller (a proxy, the platform) sent a sane one,
 and is made up otherwise; it is echoed in the response and attached to every log line written
 while the request is served. The access line names the route template, never the query string.
+
+``Observer`` does this for one listener; ``ObserveMiddleware`` applies it to an ASGI app, and
+the raw OAuth endpoints (authserver.oauth.asgi) call it themselves.
 """
 
 from __future__ import annotations
@@ -17,27 +20,47 @@ from authserver.logs import AccessLog, request_id
 from authserver.resources import SharedResources
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
-_REQUEST_ID = b"x-request-id"
+REQUEST_ID = b"x-request-id"
 
 
-class ObserveMiddleware:
-    def __init__(self, app: ASGIApp, shared: SharedResources, listener: str) -> None:
-        self.app = app
+class Observer:
+    def __init__(self, shared: SharedResources, listener: str) -> None:
         self.shared = shared
         self.listener = listener
         self.access = AccessLog(listener)
+
+    @staticmethod
+    def request_id(scope: Scope) -> tuple[str, bytes]:
+        """The request's id, as text and as the header value to echo."""
+        for key, value in scope["headers"]:
+            if key == REQUEST_ID:
+                if _SANE_ID.fullmatch(value):
+                    return value.decode(), bytes(value)
+                break
+        # A correlation id, not a secret: no need to ask the OS for randomness per request.
+        made = f"{random.getrandbits(128):032x}"
+        return made, made.encode()
+
+    def done(self, scope: Scope, rid: str, route: str, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        res = self.shared.current
+        if res is not None:
+            res.metrics.request_done(self.listener, route, status, elapsed)
+        state = scope.get("state")
+        client_id = state.get("client_id") if state else None
+        self.access.write(rid, scope["method"], route, status, elapsed, client_id)
+
+
+class ObserveMiddleware:
+    def __init__(self, app: ASGIApp, observer: Observer) -> None:
+        self.app = app
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw = _given_id(scope)
-        if raw is None:
-            # A correlation id, not a secret: no need to ask the OS for randomness per request.
-            rid = f"{random.getrandbits(128):032x}"
-            raw = rid.encode()
-        else:
-            rid = raw.decode()
+        rid, raw = self.observer.request_id(scope)
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
@@ -46,25 +69,12 @@ class ObserveMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (_REQUEST_ID, raw)]
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID, raw)]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            res = self.shared.current
-            if res is not None:
-                res.metrics.request_done(self.listener, route, status, elapsed)
-            state = scope.get("state")
-            client_id = state.get("client_id") if state else None
-            self.access.write(rid, scope["method"], route, status, elapsed, client_id)
+            self.observer.done(scope, rid, route, status, started)
             request_id.reset(token)
-
-
-def _given_id(scope: Scope) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == _REQUEST_ID:
-            return bytes(value) if _SANE_ID.fullmatch(value) else None
-    return None
