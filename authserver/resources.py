@@ -18,6 +18,7 @@ import asyncpg
 from authserver import janitor
 from authserver.config import Settings
 from authserver.db.client_cache import ClientCache
+from authserver.db.lookups import TokenLookups
 from authserver.db.migrate import migrate
 from authserver.db.store import Store
 from authserver.metrics import Metrics
@@ -52,6 +53,7 @@ class Resources:
     pages: Pages
     metrics: Metrics
     clients: ClientCache
+    lookups: TokenLookups  # introspection's token lookups, batched
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
@@ -130,6 +132,7 @@ async def open_resources(
             pages=Pages(https=settings.issuer.startswith("https://")),
             metrics=metrics,
             clients=clients,
+            lookups=TokenLookups(store),
         )
     finally:
         for task in tasks:

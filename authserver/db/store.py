@@ -338,6 +338,10 @@ class Store:
         row = await self._db.fetchrow(self._q["token_by_digest"], digest)
         return None if row is None else TokenRow.from_row(row)
 
+    async def tokens_by_digests(self, digests: Sequence[bytes]) -> dict[bytes, TokenRow]:
+        rows = await self._db.fetch(self._q["tokens_by_digests"], digests)
+        return {row["digest"]: TokenRow.from_row(row) for row in rows}
+
     async def claim_code(self, digest: bytes) -> bool:
         """Consume a code; False when another request (or an earlier one) already did."""
         return await self._db.fetchval(self._q["claim_code"], digest) is not None

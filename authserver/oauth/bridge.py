@@ -150,7 +150,10 @@ async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
         # Introspection and revocation: no query at all for a token whose MAC does not verify.
         token = params.get("token")
         if token is not None and codec.kind_of(token) in (TokenKind.ACCESS, TokenKind.REFRESH):
-            flow.token = await store.token_by_digest(token_digest(token))
+            if flow.endpoint == "introspect":
+                flow.token = await res.lookups.get(token_digest(token))
+            else:
+                flow.token = await store.token_by_digest(token_digest(token))
         return
     grant_type = params.get("grant_type")
     if grant_type == "authorization_code":

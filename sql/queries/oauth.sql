@@ -13,6 +13,10 @@ WHERE digest = $1;
 -- A token with what introspection answers and what the refresh grant checks.
 SELECT * FROM token_status WHERE digest = $1;
 
+-- name: tokens_by_digests
+-- Several tokens at once: the introspections in flight together (authserver.db.lookups).
+SELECT * FROM token_status WHERE digest = ANY($1::bytea[]);
+
 -- name: claim_code
 -- Consume a code; no row back means it was already used (or expired) and must not issue.
 UPDATE authorization_codes SET consumed_at = now()
