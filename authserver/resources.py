@@ -17,11 +17,12 @@ import asyncpg
 
 from authserver import janitor
 from authserver.config import Settings
+from authserver.db.batches import Batches
 from authserver.db.client_cache import ClientCache
-from authserver.db.lookups import TokenLookups
 from authserver.db.migrate import migrate
-from authserver.db.store import Store
+from authserver.db.store import Issue, Store
 from authserver.metrics import Metrics
+from authserver.models import TokenRow
 from authserver.oauth.server import OAuthEndpoints, build_endpoints
 from authserver.security.client_secrets import SecretHasher
 from authserver.security.keys import Keyring
@@ -53,7 +54,9 @@ class Resources:
     pages: Pages
     metrics: Metrics
     clients: ClientCache
-    lookups: TokenLookups  # introspection's token lookups, batched
+    # Introspection's token lookups, and issues that write nothing else: batched.
+    lookups: Batches[bytes, TokenRow | None]
+    issues: Batches[Issue, None]
 
 
 async def create_pool(settings: Settings) -> asyncpg.Pool:
@@ -132,7 +135,8 @@ async def open_resources(
             pages=Pages(https=settings.issuer.startswith("https://")),
             metrics=metrics,
             clients=clients,
-            lookups=TokenLookups(store),
+            lookups=Batches(store.tokens_by_digests),
+            issues=Batches(store.issue_each),
         )
     finally:
         for task in tasks:

@@ -299,26 +299,49 @@ class Store:
             None if token.expires_in is None else float(token.expires_in),
         )
 
-    async def issue_tokens(self, issue: Issue) -> None:
-        """Store tokens issued together, and audit their issue, in one statement."""
-        tokens = issue.tokens
-        detail = {"grant_type": issue.grant_type}
+    async def issue_tokens(self, issues: Sequence[Issue]) -> None:
+        """Store the tokens of these issues, and audit each issue, in one statement."""
+        tokens = [(issue, token) for issue in issues for token in issue.tokens]
+        details = [{"grant_type": issue.grant_type} for issue in issues]
         await self._db.execute(
             self._q["issue_tokens"],
-            [t.digest for t in tokens],
-            [t.kind for t in tokens],
-            issue.client_id,
-            issue.user_id,
-            issue.grant_id,
-            issue.family_id,
-            issue.code_digest,
-            [t.scope for t in tokens],
-            [float(t.expires_in) for t in tokens],
-            "token.issued",
-            json.dumps(detail),
+            [token.digest for _, token in tokens],
+            [token.kind for _, token in tokens],
+            [issue.client_id for issue, _ in tokens],
+            [issue.user_id for issue, _ in tokens],
+            [issue.grant_id for issue, _ in tokens],
+            [issue.family_id for issue, _ in tokens],
+            [issue.code_digest for issue, _ in tokens],
+            [token.scope for _, token in tokens],
+            [float(token.expires_in) for _, token in tokens],
+            [issue.client_id for issue in issues],
+            [issue.user_id for issue in issues],
+            [json.dumps(detail) for detail in details],
         )
         if self._on_audit is not None:
-            self._on_audit("token.issued", detail)
+            for detail in details:
+                self._on_audit("token.issued", detail)
+
+    async def issue_each(self, issues: list[Issue]) -> list[Exception | None]:
+        """Concurrent requests' issues in one statement (authserver.db.batches). If PostgreSQL
+        refuses it for its data (a client deleted meanwhile), each is tried alone, so one
+        request's problem does not become the others'."""
+        try:
+            await self.issue_tokens(issues)
+        except asyncpg.PostgresError:
+            if len(issues) == 1:
+                raise
+        else:
+            return [None] * len(issues)
+        results: list[Exception | None] = []
+        for issue in issues:
+            try:
+                await self.issue_tokens([issue])
+            except asyncpg.PostgresError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
 
     async def delete_developer_tokens(self, grant_id: int) -> None:
         await self._db.execute(self._q["delete_developer_tokens"], grant_id)
@@ -338,9 +361,11 @@ class Store:
         row = await self._db.fetchrow(self._q["token_by_digest"], digest)
         return None if row is None else TokenRow.from_row(row)
 
-    async def tokens_by_digests(self, digests: Sequence[bytes]) -> dict[bytes, TokenRow]:
+    async def tokens_by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
+        """The token of each digest, or None, in the order asked (authserver.db.batches)."""
         rows = await self._db.fetch(self._q["tokens_by_digests"], digests)
-        return {row["digest"]: TokenRow.from_row(row) for row in rows}
+        found = {row["digest"]: TokenRow.from_row(row) for row in rows}
+        return [found.get(digest) for digest in digests]
 
     async def claim_code(self, digest: bytes) -> bool:
         """Consume a code; False when another request (or an earlier one) already did."""

@@ -151,7 +151,7 @@ async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
         token = params.get("token")
         if token is not None and codec.kind_of(token) in (TokenKind.ACCESS, TokenKind.REFRESH):
             if flow.endpoint == "introspect":
-                flow.token = await res.lookups.get(token_digest(token))
+                flow.token = await res.lookups(token_digest(token))
             else:
                 flow.token = await store.token_by_digest(token_digest(token))
         return
@@ -278,8 +278,8 @@ async def _store(res: Resources, flow: Flow) -> bool:
     issue = _issue_alone(res, flow)
     if issue is not None:
         # Tokens with nothing to claim first (client credentials, above all): one statement
-        # is atomic by itself, and saves the round trips of BEGIN and COMMIT.
-        await res.store.issue_tokens(issue)
+        # is atomic by itself, without BEGIN and COMMIT, and may carry other requests' too.
+        await res.issues(issue)
         return True
     try:
         await _in_transaction(res, lambda tx: _apply(res, tx, flow))
@@ -390,7 +390,7 @@ async def _issue(res: Resources, tx: Store, client_id: str, intent: IssueTokens)
         # The password grant never shows a consent page; it still leaves a grant the user can
         # see and revoke among their authorized apps.
         grant_id = await tx.ensure_grant(intent.user_id, client_id, intent.scope.split())
-    await tx.issue_tokens(_issue_of(res, client_id, intent, grant_id))
+    await tx.issue_tokens([_issue_of(res, client_id, intent, grant_id)])
 
 
 def _issue_of(res: Resources, client_id: str, intent: IssueTokens, grant_id: int | None) -> Issue:

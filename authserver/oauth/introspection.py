@@ -55,6 +55,6 @@ async def introspect(res: Resources, token: str) -> dict[str, Any]:
     """
     if res.tokens.kind_of(token) not in (TokenKind.ACCESS, TokenKind.REFRESH):
         return INACTIVE
-    row = await res.lookups.get(token_digest(token))
+    row = await res.lookups(token_digest(token))
     claims = None if row is None else introspection_claims(row, res.settings.issuer)
     return INACTIVE if claims is None else {"active": True, **claims}

@@ -1,0 +1,187 @@
+"""Calls made together, sent as one statement: token lookups and token issues."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg
+import pytest
+
+from authserver.db.batches import Batches
+from authserver.db.store import Issue, IssuedToken, Store
+from authserver.models import TokenRow
+from authserver.security.keys import Keyring
+from authserver.security.tokens import TokenCodec, TokenKind, token_digest
+from tests.conftest import SECRET_KEY
+
+CODEC = TokenCodec(Keyring([SECRET_KEY]))
+
+
+class CountingStore(Store):
+    """The real store, counting the statements it runs for batches."""
+
+    queries: list[int]
+
+    async def tokens_by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
+        self.queries.append(len(digests))
+        return await super().tokens_by_digests(digests)
+
+    async def issue_tokens(self, issues: Sequence[Issue]) -> None:
+        self.queries.append(len(issues))
+        await super().issue_tokens(issues)
+
+
+class BrokenStore(Store):
+    """A store whose database went away mid-query."""
+
+    async def tokens_by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
+        raise ConnectionResetError
+
+
+def lookups(store: Store) -> Batches[bytes, TokenRow | None]:
+    return Batches(store.tokens_by_digests)
+
+
+def client_issue(client_id: str) -> tuple[str, Issue]:
+    """A new access token for the client, and its issue as the token endpoint makes it."""
+    token = CODEC.mint(TokenKind.ACCESS)
+    issued = IssuedToken(token_digest(token), "access", "read", 3600)
+    return token, Issue("client_credentials", client_id, None, None, None, None, (issued,))
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def store(pool: asyncpg.Pool) -> CountingStore:
+    store = CountingStore(pool)
+    store.queries = []
+    return store
+
+
+async def issue(store: CountingStore, client_id: str, count: int) -> list[str]:
+    """Live access tokens of the client, stored one by one."""
+    tokens = []
+    for _ in range(count):
+        token, issued = client_issue(client_id)
+        await store.issue_tokens([issued])
+        tokens.append(token)
+    store.queries = []
+    return tokens
+
+
+async def test_lookups_in_flight_together_share_one_query(
+    store: CountingStore, web_client: dict[str, Any]
+) -> None:
+    """Ten lookups asked in the same turn of the loop are answered by one query."""
+    tokens = await issue(store, web_client["client_id"], 10)
+    batched = lookups(store)
+    found = await asyncio.gather(*(batched(token_digest(t)) for t in tokens))
+    assert store.queries == [10]
+    assert [row.digest if row else None for row in found] == [token_digest(t) for t in tokens]
+
+
+async def test_unknown_and_repeated_digests(
+    store: CountingStore, web_client: dict[str, Any]
+) -> None:
+    """A digest asked twice gets its row twice; one with no row gets None."""
+    (token,) = await issue(store, web_client["client_id"], 1)
+    batched = lookups(store)
+    unknown = token_digest(CODEC.mint(TokenKind.ACCESS))
+    first, second, missing = await asyncio.gather(
+        batched(token_digest(token)), batched(token_digest(token)), batched(unknown)
+    )
+    assert first is not None
+    assert first == second
+    assert missing is None
+    assert store.queries == [3]
+
+
+async def test_a_full_batch_goes_at_once(store: CountingStore, web_client: dict[str, Any]) -> None:
+    """Past the batch size, lookups go in more than one query."""
+    tokens = await issue(store, web_client["client_id"], 10)
+    batched = lookups(store)
+    batched.limit = 4
+    found = await asyncio.gather(*(batched(token_digest(t)) for t in tokens))
+    assert all(row is not None for row in found)
+    assert sorted(store.queries) == [2, 4, 4]
+
+
+async def test_each_lookup_sees_a_revocation_made_before_it(
+    store: CountingStore, db: asyncpg.Connection, web_client: dict[str, Any]
+) -> None:
+    """Nothing is cached: a token revoked between two lookups is seen revoked by the second."""
+    (token,) = await issue(store, web_client["client_id"], 1)
+    batched = lookups(store)
+    before = await batched(token_digest(token))
+    await db.execute("UPDATE tokens SET revoked_at = now() WHERE digest = $1", token_digest(token))
+    after = await batched(token_digest(token))
+    assert before is not None
+    assert before.active
+    assert after is not None
+    assert not after.active
+
+
+async def test_a_failed_query_fails_every_waiting_lookup(pool: asyncpg.Pool) -> None:
+    """When the database fails, every lookup of the batch raises what it raised."""
+    batched = lookups(BrokenStore(pool))
+    results = await asyncio.gather(batched(b"a" * 32), batched(b"b" * 32), return_exceptions=True)
+    assert [type(result) for result in results] == [ConnectionResetError] * 2
+
+
+async def test_a_cancelled_lookup_leaves_the_others_alone(
+    store: CountingStore, web_client: dict[str, Any]
+) -> None:
+    """A request that goes away while its lookup waits does not disturb the rest."""
+    tokens = await issue(store, web_client["client_id"], 3)
+    batched = lookups(store)
+    waiting = [asyncio.create_task(batched(token_digest(t))) for t in tokens]
+    await asyncio.sleep(0)  # every lookup is now waiting for the batch
+    waiting[0].cancel()
+    rest = await asyncio.gather(*waiting[1:])
+    assert [row.digest if row else None for row in rest] == [token_digest(t) for t in tokens[1:]]
+    assert waiting[0].cancelled()
+
+
+async def test_issues_made_together_share_one_statement(
+    store: CountingStore, db: asyncpg.Connection, web_client: dict[str, Any]
+) -> None:
+    """Five requests' tokens and their audit events are written by one statement."""
+    made = [client_issue(web_client["client_id"]) for _ in range(5)]
+    issues = Batches(store.issue_each)
+    await asyncio.gather(*(issues(issue) for _, issue in made))
+    assert store.queries == [5]
+    stored = await db.fetchval(
+        "SELECT count(*) FROM tokens WHERE digest = ANY($1)", [token_digest(t) for t, _ in made]
+    )
+    events = await db.fetchval("SELECT count(*) FROM audit_events WHERE kind = 'token.issued'")
+    assert (stored, events) == (5, 5)
+
+
+async def test_one_refused_issue_leaves_the_others_stored(
+    store: CountingStore, db: asyncpg.Connection, web_client: dict[str, Any]
+) -> None:
+    """An issue PostgreSQL refuses (its client is gone) fails alone; the rest are stored."""
+    made = [client_issue(web_client["client_id"]) for _ in range(3)]
+    _, orphan = client_issue("no-such-client")
+    issues = Batches(store.issue_each)
+    results = await asyncio.gather(
+        *(issues(issue) for issue in [made[0][1], orphan, made[1][1], made[2][1]]),
+        return_exceptions=True,
+    )
+    assert [type(result) for result in results] == [
+        type(None),
+        asyncpg.ForeignKeyViolationError,
+        type(None),
+        type(None),
+    ]
+    stored = await db.fetch("SELECT digest FROM tokens")
+    assert {row["digest"] for row in stored} == {token_digest(t) for t, _ in made}
+    issued = "SELECT count(*) FROM audit_events WHERE kind = 'token.issued'"
+    assert await db.fetchval(issued) == 3
