@@ -142,6 +142,7 @@ class AccessLog:
         self._logger = logging.getLogger("authserver.access")
         self._timestamp = _Timestamps()
         self._listener = f', "listener": {_quote(listener)}}}\n'
+        self._parts: dict[tuple[str, str, int], tuple[str, str]] = {}
         self._listener_name = listener
 
     def write(
@@ -160,15 +161,29 @@ class AccessLog:
             self._logged(rid, method, route, status, seconds, client_id)
             return
         # JsonFormatter's keys, in its order; every string is quoted by json's own encoder.
-        method_q, route_q = _quote(method), _quote(route)
+        key = (method, route, status)
+        parts = self._parts.get(key)
+        if parts is None:
+            parts = self._parts_of(method, route, status)
         client = "" if client_id is None else f', "client_id": {_quote(client_id)}'
         batch.add(
-            f'{{"timestamp": "{self._timestamp(time.time())}", "level": "INFO", '
-            f'"logger": "authserver.access", "message": {_quote(f"{method} {route} {status}")}, '
-            f'"request_id": {_quote(rid)}, "route": {route_q}, "method": {method_q}, '
-            f'"status": {status}, "duration_ms": {round(seconds * 1000, 2)!r}'
-            f"{client}{self._listener}"
+            f'{{"timestamp": "{self._timestamp(time.time())}"{parts[0]}{_quote(rid)}'
+            f"{parts[1]}{round(seconds * 1000, 2)!r}{client}{self._listener}"
         )
+
+    def _parts_of(self, method: str, route: str, status: int) -> tuple[str, str]:
+        """The line's text around the request id for one method, route and status: the same
+        for most requests, so quoted once (methods come from clients: the memo is bounded)."""
+        if len(self._parts) >= 256:
+            self._parts.clear()
+        parts = (
+            ', "level": "INFO", "logger": "authserver.access", '
+            f'"message": {_quote(f"{method} {route} {status}")}, "request_id": ',
+            f', "route": {_quote(route)}, "method": {_quote(method)}, "status": {status}, '
+            '"duration_ms": ',
+        )
+        self._parts[(method, route, status)] = parts
+        return parts
 
     def _logged(
         self,

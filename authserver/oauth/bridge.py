@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from oauthlib.common import add_params_to_uri
@@ -72,8 +72,7 @@ FORM = "application/x-www-form-urlencoded"
 Triple = tuple[dict[str, str], str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
+class Inbound(NamedTuple):
     """What the token, revocation and introspection endpoints read of an HTTP request."""
 
     query: bytes
@@ -84,8 +83,7 @@ class Inbound:
     state: dict[str, Any]  # the request's state: the access log reads client_id from it
 
 
-@dataclass(frozen=True)
-class Parsed:
+class Parsed(NamedTuple):
     params: dict[str, str]
     credentials: ClientCredentials
 
@@ -114,12 +112,12 @@ async def handle(res: Resources, inbound: Inbound, endpoint: Endpoint) -> Answer
         return oauth_error(429, "invalid_client", "too many failed attempts; retry later", retry)
     if flow.client is not None:
         inbound.state["client_id"] = flow.client.client_id  # for the access log
-    headers, body, status = decide(res, flow, parsed.params)
+    decided = decide(res, flow, parsed.params)
     if flow.introspected_active is not None:
         res.metrics.introspected(flow.introspected_active)
     if flow.intents and not await _store(res, flow):
         return oauth_error(400, "invalid_grant", "the grant has already been used")
-    return oauth_response(headers, body, status)
+    return _INACTIVE_ANSWER if decided is _INACTIVE else oauth_response(*decided)
 
 
 # load
@@ -224,6 +222,10 @@ _INTROSPECTION_HEADERS = {
 }
 
 
+_INACTIVE: Triple = (_INTROSPECTION_HEADERS, json.dumps({"active": False}), 200)
+_INACTIVE_ANSWER = oauth_response(*_INACTIVE)  # the commonest answer of all, built once
+
+
 def decide(res: Resources, flow: Flow, params: dict[str, str]) -> Triple:
     """Run oauthlib over the loaded flow; synchronous, no I/O."""
     token = params.get("token")
@@ -234,8 +236,9 @@ def decide(res: Resources, flow: Flow, params: dict[str, str]) -> Triple:
         # more than the rest of the decision, so the answer is made here, the same way
         # (tests/test_bridge.py compares the two).
         claims = loaded_claims(flow, token, res.settings.issuer)
-        answer = {"active": False} if claims is None else {"active": True, **claims}
-        return dict(_INTROSPECTION_HEADERS), json.dumps(answer), 200
+        if claims is None:
+            return _INACTIVE
+        return dict(_INTROSPECTION_HEADERS), json.dumps({"active": True, **claims}), 200
     endpoints = res.oauth
     call: Callable[..., Triple]
     if flow.endpoint == "token":
