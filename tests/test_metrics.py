@@ -323,6 +323,15 @@ async def test_insane_request_id_replaced(apps: Apps, given: str) -> None:
     assert GENERATED_ID.fullmatch(response.headers["x-request-id"])
 
 
+@pytest.mark.parametrize("path", ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"])
+async def test_request_id_on_oauth_endpoints(apps: Apps, path: str) -> None:
+    """The raw OAuth endpoints echo a sane request id and make one up otherwise."""
+    echoed = await apps.public.post(path, data={}, headers={"X-Request-Id": "probe-2"})
+    made = await apps.public.post(path, data={})
+    assert echoed.headers["x-request-id"] == "probe-2"
+    assert GENERATED_ID.fullmatch(made.headers["x-request-id"])
+
+
 async def test_request_id_on_refused_admin_request(apps: Apps) -> None:
     """An admin request refused for want of a token still carries its request id."""
     response = await apps.admin.get(

@@ -968,6 +968,14 @@ async def test_other_methods_are_405(public: httpx.AsyncClient, path: str, metho
     assert response.status_code == 405
 
 
+async def test_405_names_the_allowed_method(public: httpx.AsyncClient) -> None:
+    """A GET to the token endpoint is told POST is allowed, in the usual JSON error shape."""
+    response = await public.get(TOKEN)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"] == "method_not_allowed"
+
+
 async def test_unknown_grant_type_is_unsupported(
     public: httpx.AsyncClient, web_client: Client
 ) -> None:
