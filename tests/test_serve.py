@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from authserver.serve import run_served
 from tests import conftest
 
 START_TIMEOUT = 60.0  # seconds; the embedded mode runs initdb on its first start
@@ -494,3 +495,12 @@ def test_embedded_restart_does_not_print_token(restart: Restart) -> None:
 def test_embedded_restart_reuses_token(restart: Restart) -> None:
     """A second start keeps the admin token printed by the first."""
     assert admin_status(restart.second.server, restart.token) == 200
+
+
+def test_servers_run_on_uvloop() -> None:
+    """run_served, which runs both listeners and the bench floor, runs them on uvloop."""
+
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_served(loop_module()).startswith("uvloop")
