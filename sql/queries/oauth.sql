@@ -14,7 +14,7 @@ WHERE digest = $1;
 SELECT * FROM token_status WHERE digest = $1;
 
 -- name: tokens_by_digests
--- Several tokens at once: the introspections in flight together (authserver.db.lookups).
+-- Several tokens at once: the introspections in flight together (authserver.db.batches).
 SELECT * FROM token_status WHERE digest = ANY($1::bytea[]);
 
 -- name: claim_code
