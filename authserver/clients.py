@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from authserver.db.store import ClientFields, NewToken
+from authserver.db.store import ClientFields, Issue, IssuedToken
 from authserver.errors import Conflict, InvalidInput
 from authserver.models import Client
 from authserver.resources import Resources
@@ -162,23 +162,9 @@ async def issue_developer_token(res: Resources, client_id: str) -> DeveloperToke
         client = await tx.get_client(client_id, lock=True)
         grant_id = await tx.ensure_grant(client.owner_id, client_id, DEFAULT_SCOPES)
         await tx.delete_developer_tokens(grant_id)
-        await tx.insert_token(
-            NewToken(
-                digest=token_digest(token),
-                kind="access",
-                client_id=client_id,
-                user_id=client.owner_id,
-                grant_id=grant_id,
-                scope=to_string(DEFAULT_SCOPES),
-                expires_in=None,
-                developer=True,
-            )
-        )
-        await tx.audit(
-            "token.issued",
-            client_id=client_id,
-            user_id=client.owner_id,
-            detail={"grant_type": "developer"},
+        issued = IssuedToken(token_digest(token), "access", to_string(DEFAULT_SCOPES), None)
+        await tx.issue_tokens(
+            [Issue("developer", client_id, client.owner_id, grant_id, None, None, (issued,))]
         )
     return DeveloperToken(client_id, token, to_string(DEFAULT_SCOPES))
 

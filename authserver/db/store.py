@@ -28,30 +28,17 @@ AuditObserver = Callable[[str, Mapping[str, Any]], None]
 
 
 @dataclass(frozen=True)
-class NewToken:
-    digest: bytes
-    kind: str
-    client_id: str
-    user_id: str | None
-    grant_id: int | None
-    scope: str
-    expires_in: int | None  # seconds from now by the database clock; None never expires
-    developer: bool = False
-    family_id: UUID | None = None
-    code_digest: bytes | None = None
-
-
-@dataclass(frozen=True)
 class IssuedToken:
     digest: bytes
     kind: str  # "access" | "refresh"
     scope: str
-    expires_in: int  # seconds from now by the database clock
+    expires_in: int | None  # seconds from now by the database clock; None never expires
 
 
 @dataclass(frozen=True)
 class Issue:
-    """What one token request issues: an access token, perhaps a refresh token, one grant."""
+    """What one token request issues (an access token, perhaps a refresh token, one grant), or
+    an owner's developer token (grant type "developer": never expires)."""
 
     grant_type: str
     client_id: str
@@ -284,21 +271,6 @@ class Store:
 
     # tokens
 
-    async def insert_token(self, token: NewToken) -> None:
-        await self._db.execute(
-            self._q["insert_token"],
-            token.digest,
-            token.kind,
-            token.client_id,
-            token.user_id,
-            token.grant_id,
-            token.family_id,
-            token.code_digest,
-            token.scope,
-            token.developer,
-            None if token.expires_in is None else float(token.expires_in),
-        )
-
     async def issue_tokens(self, issues: Sequence[Issue]) -> None:
         """Store the tokens of these issues, and audit each issue, in one statement."""
         tokens = [(issue, token) for issue in issues for token in issue.tokens]
@@ -313,7 +285,8 @@ class Store:
             [issue.family_id for issue, _ in tokens],
             [issue.code_digest for issue, _ in tokens],
             [token.scope for _, token in tokens],
-            [float(token.expires_in) for _, token in tokens],
+            [None if token.expires_in is None else float(token.expires_in) for _, token in tokens],
+            [issue.grant_type == "developer" for issue, _ in tokens],
             [issue.client_id for issue in issues],
             [issue.user_id for issue in issues],
             [json.dumps(detail) for detail in details],
