@@ -200,23 +200,28 @@ async def owner(admin: httpx.AsyncClient) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture
-async def web_client(admin: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
-    """A registered web application, with its secret as returned once at creation."""
-    response = await admin.post(
-        "/clients",
-        json={
-            "name": "Photo Sync",
-            "description": "Syncs your photos",
-            "website": "https://photosync.example",
-            "type": "web",
-            "redirect_uris": ["https://photosync.example/cb"],
-            "owner_id": owner["user_id"],
-        },
-    )
+async def register_client(
+    admin: httpx.AsyncClient, owner: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    """Register a client owned by ``owner`` through the admin API; the 201 answer's body."""
+    response = await admin.post("/clients", json={**fields, "owner_id": owner["user_id"]})
     assert response.status_code == 201
     body: dict[str, Any] = response.json()
     return body
+
+
+@pytest.fixture
+async def web_client(admin: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
+    """A registered web application, with its secret as returned once at creation."""
+    return await register_client(
+        admin,
+        owner,
+        name="Photo Sync",
+        description="Syncs your photos",
+        website="https://photosync.example",
+        type="web",
+        redirect_uris=["https://photosync.example/cb"],
+    )
 
 
 ALICE_PASSWORD = "correct horse battery staple"
@@ -237,34 +242,33 @@ async def alice(admin: httpx.AsyncClient) -> dict[str, Any]:
 @pytest.fixture
 async def desktop_client(admin: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
     """A registered desktop application: a public client with the default redirect URIs."""
-    response = await admin.post(
-        "/clients",
-        json={
-            "name": "Desk Uploader",
-            "website": "https://desk.example",
-            "type": "desktop",
-            "owner_id": owner["user_id"],
-        },
+    return await register_client(
+        admin, owner, name="Desk Uploader", website="https://desk.example", type="desktop"
     )
-    assert response.status_code == 201
-    body: dict[str, Any] = response.json()
-    return body
 
 
 @pytest.fixture
 async def introspector(admin: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
     """A confidential client allowed to introspect: a Phraseanet service."""
-    response = await admin.post(
-        "/clients",
-        json={
-            "name": "Phraseanet API",
-            "website": "https://phraseanet.example",
-            "type": "web",
-            "redirect_uris": ["https://phraseanet.example/cb"],
-            "owner_id": owner["user_id"],
-            "introspection": True,
-        },
+    return await register_client(
+        admin,
+        owner,
+        name="Phraseanet API",
+        website="https://phraseanet.example",
+        type="web",
+        redirect_uris=["https://phraseanet.example/cb"],
+        introspection=True,
     )
-    assert response.status_code == 201
-    body: dict[str, Any] = response.json()
-    return body
+
+
+@pytest.fixture
+async def tokens(
+    public: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    web_client: dict[str, Any],
+    alice: dict[str, Any],
+) -> dict[str, Any]:
+    """The access and refresh token the web client got for alice by redeeming a code."""
+    from tests.token_support import web_tokens  # token_support imports this module
+
+    return await web_tokens(public, db, web_client, alice)

@@ -16,11 +16,16 @@ from tests.conftest import SECRET_KEY
 CODEC = TokenCodec(Keyring([SECRET_KEY]))
 
 
+def s256(verifier: str) -> str:
+    """The RFC 7636 S256 challenge of a verifier."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def pkce_pair() -> tuple[str, str]:
     """A fresh RFC 7636 verifier and its S256 challenge."""
     verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return verifier, s256(verifier)
 
 
 async def issue_code(

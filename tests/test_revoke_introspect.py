@@ -14,19 +14,22 @@ import pytest
 
 from authserver.config import Settings
 from authserver.security.tokens import TokenKind, token_digest
-from tests.oauth_support import CODEC, issue_code, pkce_pair
+from tests.oauth_support import CODEC, issue_code
 from tests.token_support import (
-    DESKTOP_REDIRECT,
     FORM,
+    INTROSPECT,
     basic,
-    code_params,
-    post_token,
+    client_token,
+    desktop_tokens,
+    expire,
+    introspect,
+    post_form,
+    refresh,
     web_auth,
     web_tokens,
 )
 
 REVOKE = "/oauth2/revoke"
-INTROSPECT = "/oauth2/introspect"
 METADATA = "/.well-known/oauth-authorization-server"
 INACTIVE = {"active": False}
 UNKNOWN_TOKENS = pytest.mark.parametrize(
@@ -42,28 +45,11 @@ UNKNOWN_TOKENS = pytest.mark.parametrize(
 )
 
 
-async def post_form(
-    public: httpx.AsyncClient, path: str, params: Mapping[str, str], headers: Mapping[str, str]
-) -> httpx.Response:
-    return await public.post(
-        path, content=urlencode(params), headers={"Content-Type": FORM, **headers}
-    )
-
-
 async def revoke(
     public: httpx.AsyncClient, client: Mapping[str, Any], token: str, **extra: str
 ) -> httpx.Response:
     """Revoke a token as a confidential client authenticating with HTTP Basic."""
     return await post_form(public, REVOKE, {"token": token, **extra}, web_auth(client))
-
-
-async def introspect(
-    public: httpx.AsyncClient, introspector: Mapping[str, Any], token: str
-) -> dict[str, Any]:
-    response = await post_form(public, INTROSPECT, {"token": token}, web_auth(introspector))
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def is_dead(db: asyncpg.Connection, token: str) -> bool:
@@ -72,48 +58,6 @@ async def is_dead(db: asyncpg.Connection, token: str) -> bool:
         "SELECT revoked_at IS NULL FROM tokens WHERE digest = $1", token_digest(token)
     )
     return alive is None or not alive
-
-
-async def client_token(public: httpx.AsyncClient, client: Mapping[str, Any]) -> str:
-    """An access token from the client-credentials grant."""
-    response = await post_token(
-        public, {"grant_type": "client_credentials"}, headers=web_auth(client)
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-async def desktop_tokens(
-    public: httpx.AsyncClient,
-    db: asyncpg.Connection,
-    desktop_client: Mapping[str, Any],
-    user: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Tokens a public client got for a code, authenticating with its client_id only."""
-    verifier, challenge = pkce_pair()
-    code = await issue_code(
-        db,
-        desktop_client["client_id"],
-        user["user_id"],
-        redirect_uri=DESKTOP_REDIRECT,
-        challenge=challenge,
-    )
-    params = {
-        **code_params(code, verifier, DESKTOP_REDIRECT),
-        "client_id": desktop_client["client_id"],
-    }
-    response = await post_token(public, params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def expire(db: asyncpg.Connection, token: str) -> None:
-    await db.execute(
-        "UPDATE tokens SET expires_at = now() - interval '1 second' WHERE digest = $1",
-        token_digest(token),
-    )
 
 
 # Revocation (RFC 7009)
@@ -153,13 +97,12 @@ async def test_revoking_own_access_token_makes_it_inactive(
 
 async def test_revoking_refresh_token_kills_its_access_tokens(
     public: httpx.AsyncClient,
+    tokens: dict[str, Any],
     db: asyncpg.Connection,
     web_client: dict[str, Any],
-    alice: dict[str, Any],
     introspector: dict[str, Any],
 ) -> None:
     """S-45: revoking a refresh token also deactivates the access tokens of its family."""
-    tokens = await web_tokens(public, db, web_client, alice)
     response = await revoke(public, web_client, tokens["refresh_token"])
     assert response.status_code == 200
     assert await is_dead(db, tokens["refresh_token"])
@@ -175,11 +118,7 @@ async def test_revoking_refresh_token_kills_rotated_family(
 ) -> None:
     """S-45: revoking a rotated refresh token kills access tokens from earlier in its family."""
     first = await web_tokens(public, db, web_client, alice)
-    refreshed = await post_token(
-        public,
-        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
-        headers=web_auth(web_client),
-    )
+    refreshed = await refresh(public, web_client, first["refresh_token"])
     assert refreshed.status_code == 200, refreshed.text
     second = refreshed.json()
     await revoke(public, web_client, second["refresh_token"])
@@ -229,13 +168,12 @@ async def test_revoking_expired_token_is_200(
 
 async def test_wrong_token_type_hint_still_revokes(
     public: httpx.AsyncClient,
+    tokens: dict[str, Any],
     db: asyncpg.Connection,
     web_client: dict[str, Any],
-    alice: dict[str, Any],
     introspector: dict[str, Any],
 ) -> None:
     """S-44: a refresh token sent with token_type_hint=access_token is revoked all the same."""
-    tokens = await web_tokens(public, db, web_client, alice)
     response = await revoke(
         public, web_client, tokens["refresh_token"], token_type_hint="access_token"
     )
@@ -407,13 +345,11 @@ async def test_client_credentials_token_has_no_user(
 
 async def test_refresh_token_introspection(
     public: httpx.AsyncClient,
+    tokens: dict[str, Any],
     db: asyncpg.Connection,
-    web_client: dict[str, Any],
-    alice: dict[str, Any],
     introspector: dict[str, Any],
 ) -> None:
     """S-48: a live refresh token sent by a resource server answers exactly {"active": false}."""
-    tokens = await web_tokens(public, db, web_client, alice)
     assert not await is_dead(db, tokens["refresh_token"])
     assert await introspect(public, introspector, tokens["refresh_token"]) == INACTIVE
 
@@ -494,6 +430,7 @@ async def test_token_of_deactivated_client_is_inactive(
 
 async def test_token_after_grant_revoked_is_inactive(
     public: httpx.AsyncClient,
+    tokens: dict[str, Any],
     admin: httpx.AsyncClient,
     db: asyncpg.Connection,
     web_client: dict[str, Any],
@@ -501,7 +438,6 @@ async def test_token_after_grant_revoked_is_inactive(
     introspector: dict[str, Any],
 ) -> None:
     """S-48: after the user's grant is revoked through the admin API, its tokens are inactive."""
-    tokens = await web_tokens(public, db, web_client, alice)
     response = await admin.delete(f"/users/{alice['user_id']}/grants/{web_client['client_id']}")
     assert response.status_code == 204
     assert await introspect(public, introspector, tokens["access_token"]) == INACTIVE
@@ -615,14 +551,11 @@ async def test_admin_introspect_two_tokens_is_400(
 
 async def test_admin_introspect_answers_like_public(
     public: httpx.AsyncClient,
+    tokens: dict[str, Any],
     admin: httpx.AsyncClient,
-    db: asyncpg.Connection,
-    web_client: dict[str, Any],
-    alice: dict[str, Any],
     introspector: dict[str, Any],
 ) -> None:
     """The admin and public endpoints give the same answer for the same token."""
-    tokens = await web_tokens(public, db, web_client, alice)
     for token in (tokens["access_token"], tokens["refresh_token"], "garbage"):
         from_admin = (await admin.post("/introspect", json={"token": token})).json()
         assert from_admin == await introspect(public, introspector, token)

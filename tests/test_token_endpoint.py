@@ -16,7 +16,7 @@ from authserver.security.client_secrets import SecretHasher
 from authserver.security.keys import Keyring
 from authserver.security.tokens import TokenKind, token_digest
 from tests.conftest import SECRET_KEY
-from tests.oauth_support import CODEC, issue_code, pkce_pair
+from tests.oauth_support import CODEC, issue_code, pkce_pair, s256
 from tests.token_support import (
     ALIAS,
     DESKTOP_REDIRECT,
@@ -26,9 +26,13 @@ from tests.token_support import (
     audit_kinds,
     basic,
     code_params,
+    desktop_code,
+    desktop_params,
     introspect,
     post_token,
     public_app,
+    redeem,
+    refresh,
     stored_token,
     web_auth,
     web_code,
@@ -38,37 +42,6 @@ from tests.token_support import (
 Client = dict[str, Any]
 
 
-def s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-async def desktop_code(
-    db: asyncpg.Connection, desktop_client: Client, alice: Client
-) -> tuple[str, str]:
-    verifier, challenge = pkce_pair()
-    code = await issue_code(
-        db,
-        desktop_client["client_id"],
-        alice["user_id"],
-        redirect_uri=DESKTOP_REDIRECT,
-        challenge=challenge,
-    )
-    return code, verifier
-
-
-def desktop_params(code: str, verifier: str | None, client: Client) -> dict[str, str]:
-    params = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": DESKTOP_REDIRECT,
-        "client_id": client["client_id"],
-    }
-    if verifier is not None:
-        params["code_verifier"] = verifier
-    return params
-
-
 @pytest.fixture
 async def lax_public(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The public API with PKCE required of public clients only."""
@@ -76,15 +49,23 @@ async def lax_public(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture
+async def code_pair(db: asyncpg.Connection, web_client: Client, alice: Client) -> tuple[str, str]:
+    """A fresh PKCE code the web client may redeem for alice; (code, verifier)."""
+    return await web_code(db, web_client, alice)
+
+
 # Authorization code grant: the happy paths
 
 
 async def test_confidential_client_redeems_code(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient,
+    web_client: Client,
+    code_pair: tuple[str, str],
 ) -> None:
     """S-32: a confidential client with Basic auth and a PKCE verifier gets a bearer pair."""
-    code, verifier = await web_code(db, web_client, alice)
-    response = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    code, verifier = code_pair
+    response = await redeem(public, web_client, code, verifier)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["access_token"].startswith("phrat_")
@@ -108,11 +89,13 @@ async def test_public_client_redeems_code(
 
 
 async def test_token_response_is_not_cacheable(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient,
+    web_client: Client,
+    code_pair: tuple[str, str],
 ) -> None:
     """S-32: a token response is JSON with Cache-Control: no-store and Pragma: no-cache."""
-    code, verifier = await web_code(db, web_client, alice)
-    response = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    code, verifier = code_pair
+    response = await redeem(public, web_client, code, verifier)
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["pragma"] == "no-cache"
@@ -242,9 +225,7 @@ async def test_wrong_verifier_is_invalid_grant(
     """S-14, S-16: a well-formed verifier of another challenge is invalid_grant."""
     code, _ = await web_code(db, web_client, alice)
     other_verifier, _ = pkce_pair()
-    response = await post_token(
-        public, code_params(code, other_verifier), headers=web_auth(web_client)
-    )
+    response = await redeem(public, web_client, code, other_verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -261,8 +242,7 @@ async def test_challenge_as_plain_verifier_is_invalid_grant(
         redirect_uri=WEB_REDIRECT,
         challenge=challenge,
     )
-    params = {**code_params(code, challenge), "code_challenge_method": "plain"}
-    response = await post_token(public, params, headers=web_auth(web_client))
+    response = await redeem(public, web_client, code, challenge, code_challenge_method="plain")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -292,7 +272,7 @@ async def test_malformed_verifier_is_refused_even_if_it_matches(
         redirect_uri=WEB_REDIRECT,
         challenge=s256(verifier),
     )
-    response = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    response = await redeem(public, web_client, code, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -309,9 +289,7 @@ async def test_boundary_verifier_lengths_are_accepted(
             redirect_uri=WEB_REDIRECT,
             challenge=s256(verifier),
         )
-        response = await post_token(
-            public, code_params(code, verifier), headers=web_auth(web_client)
-        )
+        response = await redeem(public, web_client, code, verifier)
         assert response.status_code == 200, (len(verifier), response.text)
 
 
@@ -323,9 +301,7 @@ async def test_verifier_for_code_without_challenge_is_downgrade(
         db, web_client["client_id"], alice["user_id"], redirect_uri=WEB_REDIRECT, challenge=None
     )
     verifier, _ = pkce_pair()
-    response = await post_token(
-        lax_public, code_params(code, verifier), headers=web_auth(web_client)
-    )
+    response = await redeem(lax_public, web_client, code, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -357,13 +333,12 @@ async def test_code_without_challenge_is_redeemed_when_pkce_optional(
 )
 async def test_redirect_uri_must_match_the_codes(
     public: httpx.AsyncClient,
-    db: asyncpg.Connection,
     web_client: Client,
-    alice: Client,
+    code_pair: tuple[str, str],
     redirect_uri: str | None,
 ) -> None:
     """S-21: a code issued for a redirect URI needs exactly that URI again: invalid_grant."""
-    code, verifier = await web_code(db, web_client, alice)
+    code, verifier = code_pair
     params = code_params(code, verifier)
     if redirect_uri is None:
         del params["redirect_uri"]
@@ -390,7 +365,7 @@ async def test_code_without_redirect_uri_refuses_one(
 ) -> None:
     """S-21: a redirect URI sent for a code issued without one is invalid_grant."""
     code, verifier = await web_code(db, web_client, alice, redirect_uri=None)
-    response = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    response = await redeem(public, web_client, code, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -400,29 +375,27 @@ async def test_code_without_redirect_uri_refuses_one(
 
 async def test_another_clients_code_is_invalid_grant(
     public: httpx.AsyncClient,
-    db: asyncpg.Connection,
     web_client: Client,
+    code_pair: tuple[str, str],
     introspector: Client,
-    alice: Client,
 ) -> None:
     """S-20: a client authenticated with its own secret cannot redeem another client's code."""
-    code, verifier = await web_code(db, web_client, alice)
-    response = await post_token(public, code_params(code, verifier), headers=web_auth(introspector))
+    code, verifier = code_pair
+    response = await redeem(public, introspector, code, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
 
 async def test_code_survives_another_clients_attempt(
     public: httpx.AsyncClient,
-    db: asyncpg.Connection,
     web_client: Client,
+    code_pair: tuple[str, str],
     introspector: Client,
-    alice: Client,
 ) -> None:
     """S-20: after another client's refused attempt, the rightful client still redeems the code."""
-    code, verifier = await web_code(db, web_client, alice)
-    await post_token(public, code_params(code, verifier), headers=web_auth(introspector))
-    response = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    code, verifier = code_pair
+    await redeem(public, introspector, code, verifier)
+    response = await redeem(public, web_client, code, verifier)
     assert response.status_code == 200, response.text
 
 
@@ -431,7 +404,7 @@ async def test_expired_code_is_invalid_grant(
 ) -> None:
     """S-22: a code past its lifetime is invalid_grant."""
     code, verifier = await web_code(db, web_client, alice, ttl=-1)
-    response = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    response = await redeem(public, web_client, code, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -453,31 +426,33 @@ def _tampered(code: str) -> str:
 )
 async def test_forged_code_is_invalid_grant(
     public: httpx.AsyncClient,
-    db: asyncpg.Connection,
     web_client: Client,
-    alice: Client,
+    code_pair: tuple[str, str],
     make_code: Callable[[str], str],
 ) -> None:
     """S-23: a forged, tampered or never-issued code is invalid_grant."""
-    real, verifier = await web_code(db, web_client, alice)
+    real, verifier = code_pair
     forged = make_code(real)
-    response = await post_token(public, code_params(forged, verifier), headers=web_auth(web_client))
+    response = await redeem(public, web_client, forged, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
 
 async def test_tampered_code_matching_a_stored_digest_is_refused(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    web_client: Client,
+    code_pair: tuple[str, str],
 ) -> None:
     """S-23: a code with a bad MAC is refused even when its digest is in the database."""
-    real, verifier = await web_code(db, web_client, alice)
+    real, verifier = code_pair
     forged = _tampered(real)
     await db.execute(
         "UPDATE authorization_codes SET digest = $1 WHERE digest = $2",
         token_digest(forged),
         token_digest(real),
     )
-    response = await post_token(public, code_params(forged, verifier), headers=web_auth(web_client))
+    response = await redeem(public, web_client, forged, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
@@ -486,13 +461,15 @@ async def test_tampered_code_matching_a_stored_digest_is_refused(
 
 
 async def test_second_redemption_is_invalid_grant(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient,
+    web_client: Client,
+    code_pair: tuple[str, str],
 ) -> None:
     """S-18: a code redeemed once is invalid_grant the second time."""
-    code, verifier = await web_code(db, web_client, alice)
-    first = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    code, verifier = code_pair
+    first = await redeem(public, web_client, code, verifier)
     assert first.status_code == 200
-    second = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    second = await redeem(public, web_client, code, verifier)
     assert second.status_code == 400
     assert second.json()["error"] == "invalid_grant"
 
@@ -501,36 +478,35 @@ async def test_replayed_code_revokes_what_it_issued(
     public: httpx.AsyncClient,
     db: asyncpg.Connection,
     web_client: Client,
+    code_pair: tuple[str, str],
     introspector: Client,
-    alice: Client,
 ) -> None:
     """S-18: a replayed code revokes the access and refresh token of its first redemption."""
-    code, verifier = await web_code(db, web_client, alice)
-    first = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    code, verifier = code_pair
+    first = await redeem(public, web_client, code, verifier)
     tokens = first.json()
     assert (await introspect(public, introspector, tokens["access_token"]))["active"] is True
-    await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    await redeem(public, web_client, code, verifier)
     assert (await introspect(public, introspector, tokens["access_token"]))["active"] is False
     refresh_row = await stored_token(db, tokens["refresh_token"])
     assert refresh_row is not None
     assert refresh_row["revoked_at"] is not None
-    refresh = await post_token(
-        public,
-        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-        headers=web_auth(web_client),
-    )
-    assert refresh.status_code == 400
-    assert refresh.json()["error"] == "invalid_grant"
+    refreshed = await refresh(public, web_client, tokens["refresh_token"])
+    assert refreshed.status_code == 400
+    assert refreshed.json()["error"] == "invalid_grant"
 
 
 async def test_replayed_code_is_audited(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    web_client: Client,
+    code_pair: tuple[str, str],
 ) -> None:
     """S-18: a code replay leaves a code.replay_detected audit event."""
-    code, verifier = await web_code(db, web_client, alice)
-    await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    code, verifier = code_pair
+    await redeem(public, web_client, code, verifier)
     assert "code.replay_detected" not in await audit_kinds(db)
-    await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    await redeem(public, web_client, code, verifier)
     assert "code.replay_detected" in await audit_kinds(db)
 
 
@@ -543,19 +519,16 @@ async def test_replayed_code_is_audited(
 )
 async def test_invalid_replay_does_not_revoke(
     public: httpx.AsyncClient,
-    db: asyncpg.Connection,
     web_client: Client,
+    code_pair: tuple[str, str],
     introspector: Client,
-    alice: Client,
     spoil: dict[str, str],
 ) -> None:
     """S-19: replaying a used code with invalid parameters is refused without revoking."""
-    code, verifier = await web_code(db, web_client, alice)
-    first = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    code, verifier = code_pair
+    first = await redeem(public, web_client, code, verifier)
     access = first.json()["access_token"]
-    replay = await post_token(
-        public, {**code_params(code, verifier), **spoil}, headers=web_auth(web_client)
-    )
+    replay = await redeem(public, web_client, code, verifier, **spoil)
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
     assert (await introspect(public, introspector, access))["active"] is True
@@ -563,16 +536,15 @@ async def test_invalid_replay_does_not_revoke(
 
 async def test_replay_by_another_client_does_not_revoke(
     public: httpx.AsyncClient,
-    db: asyncpg.Connection,
     web_client: Client,
+    code_pair: tuple[str, str],
     introspector: Client,
-    alice: Client,
 ) -> None:
     """S-19: another client replaying a used code is refused and revokes nothing."""
-    code, verifier = await web_code(db, web_client, alice)
-    first = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    code, verifier = code_pair
+    first = await redeem(public, web_client, code, verifier)
     access = first.json()["access_token"]
-    replay = await post_token(public, code_params(code, verifier), headers=web_auth(introspector))
+    replay = await redeem(public, introspector, code, verifier)
     assert replay.status_code == 400
     assert (await introspect(public, introspector, access))["active"] is True
 
@@ -755,10 +727,12 @@ async def test_secret_rotated_twice_stops_working(
 
 
 async def test_confidential_client_without_authentication_is_invalid_client(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient,
+    web_client: Client,
+    code_pair: tuple[str, str],
 ) -> None:
     """S-31: a confidential client that names itself without a secret is 401 invalid_client."""
-    code, verifier = await web_code(db, web_client, alice)
+    code, verifier = code_pair
     params = {**code_params(code, verifier), "client_id": web_client["client_id"]}
     response = await post_token(public, params)
     assert response.status_code == 401
@@ -808,11 +782,11 @@ async def test_duplicate_parameter_is_invalid_request(
     public: httpx.AsyncClient,
     db: asyncpg.Connection,
     web_client: Client,
-    alice: Client,
+    code_pair: tuple[str, str],
     name: str,
 ) -> None:
     """S-25: any parameter sent twice is 400 invalid_request, and the code stays unused."""
-    code, verifier = await web_code(db, web_client, alice)
+    code, verifier = code_pair
     params = [*code_params(code, verifier).items(), (name, "x"), (name, "y")]
     response = await post_token(public, params, headers=web_auth(web_client))
     assert response.status_code == 400
@@ -824,10 +798,12 @@ async def test_duplicate_parameter_is_invalid_request(
 
 
 async def test_duplicate_with_equal_values_is_invalid_request(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient,
+    web_client: Client,
+    code_pair: tuple[str, str],
 ) -> None:
     """S-25: a parameter repeated with the same value is still refused."""
-    code, verifier = await web_code(db, web_client, alice)
+    code, verifier = code_pair
     params = [*code_params(code, verifier).items(), ("code", code)]
     response = await post_token(public, params, headers=web_auth(web_client))
     assert response.status_code == 400
@@ -835,10 +811,12 @@ async def test_duplicate_with_equal_values_is_invalid_request(
 
 
 async def test_query_string_on_post_is_invalid_request(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient,
+    web_client: Client,
+    code_pair: tuple[str, str],
 ) -> None:
     """S-24: a POST carrying a URL query is 400 invalid_request, even with a valid body."""
-    code, verifier = await web_code(db, web_client, alice)
+    code, verifier = code_pair
     response = await post_token(
         public,
         code_params(code, verifier),
@@ -989,10 +967,13 @@ async def test_unknown_grant_type_is_unsupported(
 
 
 async def test_missing_grant_type_is_refused(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    web_client: Client,
+    code_pair: tuple[str, str],
 ) -> None:
     """RFC 6749 §4.1.3: a complete code request without grant_type issues nothing."""
-    code, verifier = await web_code(db, web_client, alice)
+    code, verifier = code_pair
     params = code_params(code, verifier)
     del params["grant_type"]
     response = await post_token(public, params, headers=web_auth(web_client))

@@ -12,26 +12,21 @@ import pytest
 
 from authserver.security.tokens import TokenKind
 from tests.conftest import ALICE_PASSWORD
-from tests.oauth_support import CODEC, issue_code, pkce_pair
+from tests.oauth_support import CODEC
 from tests.token_support import (
-    DESKTOP_REDIRECT,
     audit_kinds,
     basic,
+    desktop_tokens,
+    expire,
     introspect,
     post_token,
+    refresh,
     stored_token,
     web_auth,
     web_tokens,
 )
 
 Client = dict[str, Any]
-
-
-async def refresh(
-    public: httpx.AsyncClient, client: Client, refresh_token: str, **extra: str
-) -> httpx.Response:
-    params = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
-    return await post_token(public, params, headers=web_auth(client))
 
 
 async def family_rows(db: asyncpg.Connection, token: str) -> list[asyncpg.Record]:
@@ -246,10 +241,9 @@ async def test_password_grant_needs_client_authentication(
 
 
 async def test_refresh_rotates_the_refresh_token(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, tokens: dict[str, Any], web_client: Client
 ) -> None:
     """S-37: each refresh returns a new access and refresh token."""
-    tokens = await web_tokens(public, db, web_client, alice)
     seen = {tokens["access_token"], tokens["refresh_token"]}
     current = tokens["refresh_token"]
     for _ in range(3):
@@ -264,10 +258,9 @@ async def test_refresh_rotates_the_refresh_token(
 
 
 async def test_rotated_out_refresh_token_is_invalid_grant(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, tokens: dict[str, Any], web_client: Client
 ) -> None:
     """S-37: a refresh token that was rotated out is invalid_grant."""
-    tokens = await web_tokens(public, db, web_client, alice)
     assert (await refresh(public, web_client, tokens["refresh_token"])).status_code == 200
     response = await refresh(public, web_client, tokens["refresh_token"])
     assert response.status_code == 400
@@ -279,14 +272,13 @@ async def test_rotated_out_refresh_token_is_invalid_grant(
 )
 async def test_refresh_reuse_revokes_the_whole_family(
     public: httpx.AsyncClient,
+    tokens: dict[str, Any],
     db: asyncpg.Connection,
     web_client: Client,
     introspector: Client,
-    alice: Client,
     replayed: int,
 ) -> None:
     """S-37, S-38: replaying any rotated-out refresh token revokes every token of its family."""
-    tokens = await web_tokens(public, db, web_client, alice)
     chain = [tokens]
     for _ in range(2):
         response = await refresh(public, web_client, chain[-1]["refresh_token"])
@@ -306,10 +298,9 @@ async def test_refresh_reuse_revokes_the_whole_family(
 
 
 async def test_refresh_reuse_is_audited(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, tokens: dict[str, Any], db: asyncpg.Connection, web_client: Client
 ) -> None:
     """S-37: refresh-token reuse leaves a refresh.reuse_detected audit event."""
-    tokens = await web_tokens(public, db, web_client, alice)
     await refresh(public, web_client, tokens["refresh_token"])
     assert "refresh.reuse_detected" not in await audit_kinds(db)
     await refresh(public, web_client, tokens["refresh_token"])
@@ -329,10 +320,9 @@ async def test_refresh_leaves_other_families_alone(
 
 
 async def test_refresh_may_narrow_scope(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, tokens: dict[str, Any], db: asyncpg.Connection, web_client: Client
 ) -> None:
     """S-36: a refresh asking for a subset of the original scope gets that subset."""
-    tokens = await web_tokens(public, db, web_client, alice)
     response = await refresh(public, web_client, tokens["refresh_token"], scope="read")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -343,10 +333,9 @@ async def test_refresh_may_narrow_scope(
 
 
 async def test_narrowed_refresh_keeps_the_original_scope(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, tokens: dict[str, Any], web_client: Client
 ) -> None:
     """S-36: after a narrowed refresh, the rotated refresh token still carries the full scope."""
-    tokens = await web_tokens(public, db, web_client, alice)
     narrowed = await refresh(public, web_client, tokens["refresh_token"], scope="read")
     assert narrowed.status_code == 200
     response = await refresh(
@@ -379,38 +368,27 @@ async def test_refresh_cannot_widen_scope(
 
 
 async def test_another_clients_refresh_token_is_invalid_grant(
-    public: httpx.AsyncClient,
-    db: asyncpg.Connection,
-    web_client: Client,
-    introspector: Client,
-    alice: Client,
+    public: httpx.AsyncClient, tokens: dict[str, Any], introspector: Client
 ) -> None:
     """S-35: a client authenticated as itself cannot use another client's refresh token."""
-    tokens = await web_tokens(public, db, web_client, alice)
     response = await refresh(public, introspector, tokens["refresh_token"])
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
 
 async def test_refresh_token_survives_another_clients_attempt(
-    public: httpx.AsyncClient,
-    db: asyncpg.Connection,
-    web_client: Client,
-    introspector: Client,
-    alice: Client,
+    public: httpx.AsyncClient, tokens: dict[str, Any], web_client: Client, introspector: Client
 ) -> None:
     """S-35: another client's refused attempt neither consumes nor revokes the refresh token."""
-    tokens = await web_tokens(public, db, web_client, alice)
     await refresh(public, introspector, tokens["refresh_token"])
     response = await refresh(public, web_client, tokens["refresh_token"])
     assert response.status_code == 200, response.text
 
 
 async def test_refresh_needs_client_authentication(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, tokens: dict[str, Any], web_client: Client
 ) -> None:
     """S-35: a confidential client refreshing without authentication is 401 invalid_client."""
-    tokens = await web_tokens(public, db, web_client, alice)
     params = {
         "grant_type": "refresh_token",
         "refresh_token": tokens["refresh_token"],
@@ -422,10 +400,9 @@ async def test_refresh_needs_client_authentication(
 
 
 async def test_access_token_as_refresh_token_is_invalid_grant(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, tokens: dict[str, Any], web_client: Client
 ) -> None:
     """S-41: an access token presented as a refresh token is invalid_grant."""
-    tokens = await web_tokens(public, db, web_client, alice)
     response = await refresh(public, web_client, tokens["access_token"])
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
@@ -449,16 +426,12 @@ async def test_forged_refresh_token_is_invalid_grant(
 
 
 async def test_expired_refresh_token_is_invalid_grant(
-    public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, tokens: dict[str, Any], db: asyncpg.Connection, web_client: Client
 ) -> None:
     """S-40: a refresh token past its expiry is invalid_grant."""
-    tokens = await web_tokens(public, db, web_client, alice)
     row = await stored_token(db, tokens["refresh_token"])
     assert row is not None
-    await db.execute(
-        "UPDATE tokens SET expires_at = now() - interval '1 second' WHERE digest = $1",
-        row["digest"],
-    )
+    await expire(db, tokens["refresh_token"])
     response = await refresh(public, web_client, tokens["refresh_token"])
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
@@ -468,26 +441,7 @@ async def test_public_client_refreshes_with_client_id(
     public: httpx.AsyncClient, db: asyncpg.Connection, desktop_client: Client, alice: Client
 ) -> None:
     """S-37: a desktop client refreshes by naming itself, and the token is rotated."""
-    verifier, challenge = pkce_pair()
-    code = await issue_code(
-        db,
-        desktop_client["client_id"],
-        alice["user_id"],
-        redirect_uri=DESKTOP_REDIRECT,
-        challenge=challenge,
-    )
-    first = await post_token(
-        public,
-        {
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": verifier,
-            "redirect_uri": DESKTOP_REDIRECT,
-            "client_id": desktop_client["client_id"],
-        },
-    )
-    assert first.status_code == 200, first.text
-    old = first.json()["refresh_token"]
+    old = (await desktop_tokens(public, db, desktop_client, alice))["refresh_token"]
     params = {
         "grant_type": "refresh_token",
         "refresh_token": old,
@@ -500,14 +454,9 @@ async def test_public_client_refreshes_with_client_id(
 
 
 async def test_refresh_of_deactivated_client_is_invalid_client(
-    public: httpx.AsyncClient,
-    admin: httpx.AsyncClient,
-    db: asyncpg.Connection,
-    web_client: Client,
-    alice: Client,
+    public: httpx.AsyncClient, tokens: dict[str, Any], admin: httpx.AsyncClient, web_client: Client
 ) -> None:
     """S-40: once its client is deactivated, a refresh token can no longer be used."""
-    tokens = await web_tokens(public, db, web_client, alice)
     await admin.patch(f"/clients/{web_client['client_id']}", json={"active": False})
     response = await post_token(
         public,

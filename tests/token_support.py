@@ -19,6 +19,7 @@ from tests.conftest import server_environ as environ_for
 from tests.oauth_support import issue_code, pkce_pair
 
 TOKEN = "/oauth2/token"
+INTROSPECT = "/oauth2/introspect"
 ALIAS = "/api/oauthv2/token"
 FORM = "application/x-www-form-urlencoded"
 WEB_REDIRECT = "https://photosync.example/cb"
@@ -37,6 +38,19 @@ def web_auth(client: Mapping[str, Any]) -> dict[str, str]:
     return basic(client["client_id"], client["client_secret"])
 
 
+async def post_form(
+    public: httpx.AsyncClient,
+    path: str,
+    params: Params,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    """POST a form to ``path``; a str or bytes body is sent exactly as given."""
+    content = params if isinstance(params, (str, bytes)) else urlencode(params)
+    return await public.post(
+        path, content=content, headers={"Content-Type": FORM, **(headers or {})}
+    )
+
+
 async def post_token(
     public: httpx.AsyncClient,
     params: Params,
@@ -45,24 +59,35 @@ async def post_token(
     path: str = TOKEN,
 ) -> httpx.Response:
     """POST a form to the token endpoint; a str or bytes body is sent exactly as given."""
-    content = params if isinstance(params, (str, bytes)) else urlencode(params)
-    return await public.post(
-        path, content=content, headers={"Content-Type": FORM, **(headers or {})}
-    )
+    return await post_form(public, path, params, headers)
 
 
 async def introspect(
     public: httpx.AsyncClient, introspector: Mapping[str, Any], token: str
 ) -> dict[str, Any]:
     """What RFC 7662 introspection says about a token, asked by a trusted resource server."""
-    response = await public.post(
-        "/oauth2/introspect",
-        content=urlencode({"token": token}),
-        headers={"Content-Type": FORM, **web_auth(introspector)},
-    )
-    assert response.status_code == 200
+    response = await post_form(public, INTROSPECT, {"token": token}, web_auth(introspector))
+    assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def client_token(public: httpx.AsyncClient, client: Mapping[str, Any]) -> str:
+    """An access token from the client-credentials grant."""
+    response = await post_token(
+        public, {"grant_type": "client_credentials"}, headers=web_auth(client)
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def refresh(
+    public: httpx.AsyncClient, client: Mapping[str, Any], refresh_token: str, **extra: str
+) -> httpx.Response:
+    """Use a refresh token, the client authenticating with HTTP Basic."""
+    params = {"grant_type": "refresh_token", "refresh_token": refresh_token, **extra}
+    return await post_token(public, params, headers=web_auth(client))
 
 
 async def stored_token(db: asyncpg.Connection, token: str) -> asyncpg.Record | None:
@@ -71,6 +96,14 @@ async def stored_token(db: asyncpg.Connection, token: str) -> asyncpg.Record | N
         "SELECT * FROM tokens WHERE digest = $1", token_digest(token)
     )
     return row
+
+
+async def expire(db: asyncpg.Connection, token: str) -> None:
+    """Put a stored token's expiry one second in the past."""
+    await db.execute(
+        "UPDATE tokens SET expires_at = now() - interval '1 second' WHERE digest = $1",
+        token_digest(token),
+    )
 
 
 async def audit_kinds(db: asyncpg.Connection) -> list[str]:
@@ -101,6 +134,60 @@ def code_params(code: str, verifier: str, redirect_uri: str = WEB_REDIRECT) -> d
     }
 
 
+async def redeem(
+    public: httpx.AsyncClient,
+    client: Mapping[str, Any],
+    code: str,
+    verifier: str,
+    **extra: str,
+) -> httpx.Response:
+    """Redeem a web client's code, ``client`` authenticating with HTTP Basic."""
+    params = {**code_params(code, verifier), **extra}
+    return await post_token(public, params, headers=web_auth(client))
+
+
+async def desktop_code(
+    db: asyncpg.Connection, desktop_client: Mapping[str, Any], user: Mapping[str, Any]
+) -> tuple[str, str]:
+    """A fresh PKCE code for the desktop client's loopback redirect; (code, verifier)."""
+    verifier, challenge = pkce_pair()
+    code = await issue_code(
+        db,
+        desktop_client["client_id"],
+        user["user_id"],
+        redirect_uri=DESKTOP_REDIRECT,
+        challenge=challenge,
+    )
+    return code, verifier
+
+
+def desktop_params(code: str, verifier: str | None, client: Mapping[str, Any]) -> dict[str, str]:
+    """A public client's code redemption: it names itself, with no secret."""
+    params = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": DESKTOP_REDIRECT,
+        "client_id": client["client_id"],
+    }
+    if verifier is not None:
+        params["code_verifier"] = verifier
+    return params
+
+
+async def desktop_tokens(
+    public: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    desktop_client: Mapping[str, Any],
+    user: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Tokens a public client got for a code, authenticating with its client_id only."""
+    code, verifier = await desktop_code(db, desktop_client, user)
+    response = await post_token(public, desktop_params(code, verifier, desktop_client))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
 async def web_tokens(
     public: httpx.AsyncClient,
     db: asyncpg.Connection,
@@ -110,7 +197,7 @@ async def web_tokens(
 ) -> dict[str, Any]:
     """Tokens the web client got by redeeming a fresh code (asserted to succeed)."""
     code, verifier = await web_code(db, web_client, user, **kwargs)
-    response = await post_token(public, code_params(code, verifier), headers=web_auth(web_client))
+    response = await redeem(public, web_client, code, verifier)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
