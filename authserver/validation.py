@@ -36,6 +36,13 @@ def normalize_login(login: str) -> str:
     return unicodedata.normalize("NFKC", login)
 
 
+def login_throttle_key(login: str) -> str:
+    """The failed-sign-in counter of an account, shared by the login page and the password
+    grant. One per account however its login is spelt (case, fullwidth: NFKC), as it is looked
+    up: otherwise each spelling would get its own allowance of failures."""
+    return f"account:{normalize_login(login).lower()[:255]}"
+
+
 def check_user_id(value: str) -> str:
     if not USER_ID.fullmatch(value):
         raise InvalidInput("a user id is 1 to 64 letters, digits or . _ @ : -")

@@ -25,7 +25,7 @@ from authserver.oauth.bridge import Checked, ErrorPage, ErrorRedirect
 from authserver.oauth.flow import Flow
 from authserver.oauth.params import BadRequest, parse_form, parse_query
 from authserver.resources import Resources
-from authserver.validation import normalize_login
+from authserver.validation import login_throttle_key
 from authserver.web.body import media_type, read_body
 from authserver.web.session import REQUEST_TTL, Session, cookie_name
 
@@ -107,10 +107,7 @@ async def _login(
     settings = res.settings
     username, password = form.get("username", ""), form.get("password", "")
     address = request.client.host if request.client is not None else "unknown"
-    # One counter per account however its login is spelt (case, fullwidth: NFKC), as it is
-    # looked up: otherwise each spelling would get its own allowance of failures.
-    account = normalize_login(username).lower()[:255]
-    account_key, address_key = f"account:{account}", f"address:{address}"
+    account_key, address_key = login_throttle_key(username), f"address:{address}"
     if await res.store.login_locked([account_key, address_key]):
         paused = res.pages.error(
             429, "Too many attempts", "Sign-in is paused for a while. Try again later."

@@ -36,7 +36,9 @@ from authserver.models import Client, User
 from authserver.oauth.flow import (
     Audit,
     ClaimCode,
+    ClearLoginFailures,
     CountAuthFailure,
+    CountLoginFailure,
     Endpoint,
     Flow,
     Intent,
@@ -61,7 +63,7 @@ from authserver.oauth.params import (
 from authserver.oauth.responses import Answer, oauth_error, oauth_response
 from authserver.resources import Resources
 from authserver.security.tokens import TokenKind, token_digest
-from authserver.validation import CLIENT_ID, OOB_URI
+from authserver.validation import CLIENT_ID, OOB_URI, login_throttle_key
 from authserver.web.body import read_asgi_body
 
 log = logging.getLogger("authserver.oauth")
@@ -203,6 +205,10 @@ async def _load_user(res: Resources, flow: Flow, params: dict[str, str]) -> None
     username, password = params.get("username"), params.get("password")
     if not trusted or client is None or not client.password_grant or not username or not password:
         return  # oauthlib refuses the request before it asks about the user: no argon2 spent
+    # The login page's pause for an account holds here too, or this would be the way round it.
+    if await res.store.login_locked([login_throttle_key(username)]):
+        flow.account_paused = True
+        return
     user = await res.store.user_by_login(username)
     # Unknown users are verified against a dummy hash: the answer takes as long either way.
     verified = await res.passwords.verify(user.password_hash if user else None, password)
@@ -360,6 +366,12 @@ async def _apply(res: Resources, tx: Store, flow: Flow) -> None:
                 res.settings.client_max_failures,
                 res.settings.login_lockout,
             )
+        elif isinstance(intent, CountLoginFailure):
+            await tx.record_login_failure(
+                intent.throttle_key, res.settings.login_max_failures, res.settings.login_lockout
+            )
+        elif isinstance(intent, ClearLoginFailures):
+            await tx.clear_login_failures(intent.throttle_key)
         elif isinstance(intent, Rehash):
             await tx.set_password_hash(intent.user_id, intent.password_hash)
         elif isinstance(intent, Audit):

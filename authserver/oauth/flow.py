@@ -78,6 +78,20 @@ class CountAuthFailure:
 
 
 @dataclass(frozen=True)
+class CountLoginFailure:
+    """A wrong password for an account: count it towards pausing its sign-ins."""
+
+    throttle_key: str
+
+
+@dataclass(frozen=True)
+class ClearLoginFailures:
+    """A right password: the account's count starts over."""
+
+    throttle_key: str
+
+
+@dataclass(frozen=True)
 class Rehash:
     user_id: str
     password_hash: str
@@ -99,6 +113,8 @@ Intent = (
     | RevokeCodeFamilies
     | RevokeToken
     | CountAuthFailure
+    | CountLoginFailure
+    | ClearLoginFailures
     | Rehash
     | Audit
 )
@@ -115,6 +131,7 @@ class Flow:
     token: TokenRow | None = None  # the refresh token presented, or the revoked/introspected one
     user: User | None = None  # password grant: the user named; authorize: the signed-in user
     password_ok: bool = False
+    account_paused: bool = False  # password grant: too many wrong passwords for the account
     new_password_hash: str | None = None
     introspected_active: bool | None = None  # what introspection answered, for the metrics
     intents: list[Intent] = field(default_factory=list)

@@ -28,7 +28,9 @@ from authserver.models import Client
 from authserver.oauth.flow import (
     Audit,
     ClaimCode,
+    ClearLoginFailures,
     CountAuthFailure,
+    CountLoginFailure,
     Flow,
     IssueCode,
     IssueTokens,
@@ -40,7 +42,7 @@ from authserver.oauth.flow import (
 )
 from authserver.oauth.introspection import loaded_claims
 from authserver.security.tokens import token_digest
-from authserver.validation import redirect_matches
+from authserver.validation import login_throttle_key, redirect_matches
 
 # RFC 7636 §4.1: 43 to 128 characters of [A-Z] [a-z] [0-9] "-" "." "_" "~".
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -247,7 +249,10 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
             raise UnauthorizedClientError(request=request)
         if flow.user is None or not flow.password_ok:
             flow.record(Audit("login.failed", client.client_id, None, {"via": "password_grant"}))
+            if not flow.account_paused:  # a paused account's password was not even checked
+                flow.record(CountLoginFailure(login_throttle_key(username)))
             return False
+        flow.record(ClearLoginFailures(login_throttle_key(username)))
         if flow.new_password_hash is not None:
             flow.record(Rehash(flow.user.user_id, flow.new_password_hash))
         request.user = flow.user.user_id
