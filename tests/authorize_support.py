@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -99,6 +100,22 @@ def assert_error_page(response: httpx.Response, status: int = 400) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("text/html")
     assert "location" not in response.headers
+
+
+class Later:
+    """Stands in for the ``time`` module: the clock, ``offset`` seconds from now."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+def flip(value: str) -> str:
+    """``value`` with its middle character changed."""
+    middle = len(value) // 2
+    return value[:middle] + ("A" if value[middle] != "A" else "B") + value[middle + 1 :]
 
 
 async def post_form(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -29,12 +28,14 @@ from tests.authorize_support import (
     TOKEN,
     WEB_REDIRECT,
     Client,
+    Later,
     approve,
     assert_error_page,
     browser,
     code_count,
     consent_page,
     decide,
+    flip,
     hidden_fields,
     location_base,
     location_params,
@@ -47,16 +48,6 @@ from tests.authorize_support import (
     url,
 )
 from tests.oauth_support import pkce_pair
-
-
-class _Later:
-    """Stands in for the ``time`` module: the clock, ``offset`` seconds from now."""
-
-    def __init__(self, offset: float) -> None:
-        self.offset = offset
-
-    def time(self) -> float:
-        return time.time() + self.offset
 
 
 async def redeem(
@@ -253,7 +244,7 @@ async def test_consent_with_expired_form_is_refused(
 ) -> None:
     """S-54: a consent form past its lifetime (CSRF token and signed request) is refused."""
     page = await consent_page(public, query(web_client))
-    monkeypatch.setattr(session_module, "time", _Later(REQUEST_TTL + 60))
+    monkeypatch.setattr(session_module, "time", Later(REQUEST_TTL + 60))
     response = await decide(public, page.text)
     assert response.status_code == 403
     assert await code_count(db) == 0
@@ -269,7 +260,7 @@ async def test_consent_with_expired_request_and_fresh_token_is_400(
     """S-55: a fresh CSRF token does not revive an expired signed request."""
     raw = query(web_client)
     page = await consent_page(public, raw)
-    monkeypatch.setattr(session_module, "time", _Later(REQUEST_TTL + 60))
+    monkeypatch.setattr(session_module, "time", Later(REQUEST_TTL + 60))
     fresh = hidden_fields((await consent_page(public, raw)).text)
     fields = {**hidden_fields(page.text), "decision": "allow", "csrf_token": fresh["csrf_token"]}
     response = await post_form(public, fields)
@@ -286,9 +277,7 @@ async def test_tampered_signed_request_is_400(
     """S-55: one flipped character in the signed request: 400, no code, no grant."""
     page = await consent_page(public, query(web_client))
     fields = {**hidden_fields(page.text), "decision": "allow"}
-    middle = len(fields["request"]) // 2
-    flipped = "A" if fields["request"][middle] != "A" else "B"
-    fields["request"] = fields["request"][:middle] + flipped + fields["request"][middle + 1 :]
+    fields["request"] = flip(fields["request"])
     response = await post_form(public, fields)
     assert response.status_code == 400
     assert await code_count(db) == 0

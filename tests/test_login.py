@@ -27,9 +27,11 @@ from tests.authorize_support import (
     TOKEN,
     WEB_REDIRECT,
     Client,
+    Later,
     browser,
     consent_page,
     decide,
+    flip,
     hidden_fields,
     location_params,
     login_form,
@@ -60,16 +62,6 @@ async def bob(admin: httpx.AsyncClient) -> dict[str, Any]:
 async def session_count(db: asyncpg.Connection) -> int:
     count: int = await db.fetchval("SELECT count(*) FROM browser_sessions")
     return count
-
-
-class _Later:
-    """Stands in for the ``time`` module: the clock, ``offset`` seconds from now."""
-
-    def __init__(self, offset: float) -> None:
-        self.offset = offset
-
-    def time(self) -> float:
-        return time.time() + self.offset
 
 
 # The happy path and where it redirects (S-08, S-60)
@@ -260,7 +252,7 @@ async def test_login_with_expired_csrf_token_is_403(
 ) -> None:
     """S-54: a login form older than its lifetime is refused."""
     fields = await _login_fields(public, web_client)
-    monkeypatch.setattr(session_module, "time", _Later(REQUEST_TTL + 60))
+    monkeypatch.setattr(session_module, "time", Later(REQUEST_TTL + 60))
     response = await post_form(public, fields)
     assert response.status_code == 403
     assert await session_count(db) == 0
@@ -275,7 +267,7 @@ async def test_login_with_expired_signed_request_is_400(
 ) -> None:
     """S-55: a fresh CSRF token does not revive an expired signed request."""
     fields = await _login_fields(public, web_client)
-    monkeypatch.setattr(session_module, "time", _Later(REQUEST_TTL + 60))
+    monkeypatch.setattr(session_module, "time", Later(REQUEST_TTL + 60))
     fresh = hidden_fields(await login_form(public, query(web_client)))
     response = await post_form(public, {**fields, "csrf_token": fresh["csrf_token"]})
     assert response.status_code == 400
@@ -287,15 +279,10 @@ async def test_login_with_tampered_signed_request_is_400(
 ) -> None:
     """S-55: one changed character in the signed request and the form is refused."""
     fields = await _login_fields(public, web_client)
-    fields["request"] = _flip(fields["request"])
+    fields["request"] = flip(fields["request"])
     response = await post_form(public, fields)
     assert response.status_code == 400
     assert await session_count(db) == 0
-
-
-def _flip(value: str) -> str:
-    middle = len(value) // 2
-    return value[:middle] + ("A" if value[middle] != "A" else "B") + value[middle + 1 :]
 
 
 # Throttling (S-61)
