@@ -24,6 +24,10 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable and says why."""
 
 
+class Malformed(ValueError):
+    """Our own parsers' complaint about a value: says what was expected, never the value."""
+
+
 @dataclass(frozen=True)
 class Address:
     host: str
@@ -151,16 +155,18 @@ class _Env:
     def _parse(name: str, parse: Callable[[str], T], raw: str) -> T:
         try:
             return parse(raw)
-        except (ValueError, TypeError) as exc:
-            # The message never repeats the value: it may be a secret.
+        except Malformed as exc:
             raise ConfigError(f"{PREFIX}{name} is malformed: {exc}") from None
+        except (ValueError, TypeError):
+            # A library's message may quote the value (urlsplit does), and it may be a secret.
+            raise ConfigError(f"{PREFIX}{name} is malformed") from None
 
 
 def parse_address(raw: str) -> Address:
     """``host:port`` or ``[ipv6]:port``."""
     match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})|([^:\s\[\]]+):([0-9]{1,5})", raw)
     if match is None:
-        raise ValueError("expected host:port")
+        raise Malformed("expected host:port")
     host = match.group(1) or match.group(3)
     port = int(match.group(2) or match.group(4))
     if match.group(1):
@@ -168,9 +174,9 @@ def parse_address(raw: str) -> Address:
             ipaddress.IPv6Address(host)
         except ValueError:
             # ipaddress's own message quotes the address; ours must not repeat the value.
-            raise ValueError("malformed IPv6 address in brackets") from None
+            raise Malformed("malformed IPv6 address in brackets") from None
     if not 0 < port < 65536:
-        raise ValueError("port must be between 1 and 65535")
+        raise Malformed("port must be between 1 and 65535")
     return Address(host, port)
 
 
@@ -178,11 +184,11 @@ def parse_issuer(raw: str) -> str:
     """RFC 8414 §2: an https URL with no query or fragment (http only for loopback hosts)."""
     parts = urlsplit(raw)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("expected an absolute https URL")
+        raise Malformed("expected an absolute https URL")
     if parts.query or parts.fragment or "?" in raw or "#" in raw:
-        raise ValueError("the issuer must not have a query or fragment")
+        raise Malformed("the issuer must not have a query or fragment")
     if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
-        raise ValueError("http is only allowed for localhost; use https")
+        raise Malformed("http is only allowed for localhost; use https")
     return raw.rstrip("/")
 
 
@@ -192,14 +198,14 @@ def parse_bool(raw: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise ValueError("expected true or false")
+    raise Malformed("expected true or false")
 
 
 def parse_duration(raw: str) -> int:
     """Seconds, optionally with a unit: ``90``, ``90s``, ``15m``, ``12h``, ``30d``."""
     match = re.fullmatch(r"([0-9]{1,9})\s*([smhd]?)", raw.lower())
     if match is None:
-        raise ValueError("expected a duration such as 3600, 60m, 12h or 30d")
+        raise Malformed("expected a duration such as 3600, 60m, 12h or 30d")
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
     return int(match.group(1)) * unit
 
@@ -214,7 +220,7 @@ def _duration(low: int, high: int) -> Callable[[str], int]:
 def _int(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         if not re.fullmatch(r"[0-9]{1,10}", raw):
-            raise ValueError("expected a whole number")
+            raise Malformed("expected a whole number")
         return _bounded(int(raw), low, high, "")
 
     return parse
@@ -222,27 +228,27 @@ def _int(low: int, high: int) -> Callable[[str], int]:
 
 def _bounded(value: int, low: int, high: int, unit: str) -> int:
     if not low <= value <= high:
-        raise ValueError(f"must be between {low} and {high}{' ' + unit if unit else ''}")
+        raise Malformed(f"must be between {low} and {high}{' ' + unit if unit else ''}")
     return value
 
 
 def _parse_key_list(raw: str) -> tuple[str, ...]:
     keys = tuple(key.strip() for key in raw.split(","))
     if any(not key for key in keys):
-        raise ValueError("empty entry in the comma-separated list")
+        raise Malformed("empty entry in the comma-separated list")
     if any(len(key) < MIN_KEY_LENGTH for key in keys):
-        raise ValueError(f"every entry must be at least {MIN_KEY_LENGTH} characters")
+        raise Malformed(f"every entry must be at least {MIN_KEY_LENGTH} characters")
     return keys
 
 
 def _parse_database_url(raw: str) -> str:
     if urlsplit(raw).scheme not in ("postgres", "postgresql"):
-        raise ValueError("expected a postgresql:// URL")
+        raise Malformed("expected a postgresql:// URL")
     return raw
 
 
 def _parse_log_level(raw: str) -> str:
     level = raw.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+        raise Malformed("expected DEBUG, INFO, WARNING or ERROR")
     return level

@@ -330,3 +330,12 @@ def test_address_round_trip(host: str, port: int) -> None:
     """Any host (name, IPv4 or bracketed IPv6) with a valid port parses and prints back."""
     address = Address(host, port)
     assert parse_address(str(address)) == address
+
+
+def test_database_url_never_quoted_in_an_error() -> None:
+    """A URL that urlsplit rejects (its message quotes the netloc) is refused without its
+    password appearing in the error."""
+    with pytest.raises(ConfigError) as raised:
+        settings_with(DATABASE_URL="postgresql://user:p\uff03ssw0rd@db.internal/authserver")
+    assert "ssw0rd" not in str(raised.value)
+    assert "AUTHSERVER_DATABASE_URL" in str(raised.value)
