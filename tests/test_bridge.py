@@ -21,7 +21,7 @@ import pytest
 from authserver.config import Settings
 from authserver.models import Client, TokenRow
 from authserver.oauth import bridge
-from authserver.oauth.flow import Flow, IssueTokens, active
+from authserver.oauth.flow import Flow, IssueCode, IssueTokens, active
 from authserver.oauth.params import ClientCredentials, encode_form
 from authserver.oauth.server import build_endpoints
 from authserver.oauth.validator import Validator, assert_synchronous
@@ -225,3 +225,20 @@ def test_introspection_shortcut_is_taken() -> None:
     _, body, status = bridge.decide(without_oauthlib, flow, params)
     assert status == 200
     assert json.loads(body)["active"] is True
+
+
+def test_reprs_hold_no_secrets() -> None:
+    """The request state a future log call or traceback might format shows no secret."""
+    access, refresh = CODEC.mint(TokenKind.ACCESS), CODEC.mint(TokenKind.REFRESH)
+    credentials = ClientCredentials("client-1", "phrcs_top_secret", "basic")
+    shown = " ".join(
+        repr(thing)
+        for thing in (
+            credentials,
+            bridge.Parsed({"password": "hunter2", "code": "phrac_x"}, credentials),
+            IssueTokens("password", access, refresh, "read", "alice-1", None, None),
+            IssueCode("phrac_code", "alice-1", None, "read", None),
+        )
+    )
+    for secret in ("phrcs_top_secret", "hunter2", "phrac_x", access, refresh, "phrac_code"):
+        assert secret not in shown

@@ -125,7 +125,7 @@ async def introspect(request: Request) -> JSONResponse:
     res = resources(request)
     token = token_from_platform(await form_or_json_body(request))
     answer = await introspection.introspect(res, token)
-    res.metrics.introspections.labels("active" if answer["active"] else "inactive").inc()
+    res.metrics.introspected(bool(answer["active"]))
     return ok(answer)
 
 

@@ -330,10 +330,6 @@ class Store:
         row = await self._db.fetchrow(self._q["code_by_digest"], digest)
         return None if row is None else CodeRow.from_row(row)
 
-    async def token_by_digest(self, digest: bytes) -> TokenRow | None:
-        row = await self._db.fetchrow(self._q["token_by_digest"], digest)
-        return None if row is None else TokenRow.from_row(row)
-
     async def tokens_by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
         """The token of each digest, or None, in the order asked (authserver.db.batches)."""
         rows = await self._db.fetch(self._q["tokens_by_digests"], digests)

@@ -50,7 +50,7 @@ from authserver.oauth.flow import (
     RevokeToken,
     active,
 )
-from authserver.oauth.introspection import loaded_claims
+from authserver.oauth.introspection import INACTIVE, loaded_claims
 from authserver.oauth.params import (
     BadClientAuth,
     BadRequest,
@@ -88,6 +88,10 @@ class Inbound(NamedTuple):
 class Parsed(NamedTuple):
     params: dict[str, str]
     credentials: ClientCredentials
+
+    def __repr__(self) -> str:
+        # The parameters hold passwords, secrets, codes and tokens: names only.
+        return f"Parsed(params={sorted(self.params)}, credentials={self.credentials!r})"
 
 
 _RETRY_AFTER = b"retry-after"
@@ -150,10 +154,7 @@ async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
         # Introspection and revocation: no query at all for a token whose MAC does not verify.
         token = params.get("token")
         if token is not None and codec.kind_of(token) in (TokenKind.ACCESS, TokenKind.REFRESH):
-            if flow.endpoint == "introspect":
-                flow.token = await res.lookups(token_digest(token))
-            else:
-                flow.token = await store.token_by_digest(token_digest(token))
+            flow.token = await res.lookups(token_digest(token))
         return
     grant_type = params.get("grant_type")
     if grant_type == "authorization_code":
@@ -163,7 +164,7 @@ async def _load(res: Resources, flow: Flow, params: dict[str, str]) -> None:
     elif grant_type == "refresh_token":
         refresh = params.get("refresh_token")
         if refresh is not None and codec.kind_of(refresh) is TokenKind.REFRESH:
-            flow.token = await store.token_by_digest(token_digest(refresh))
+            flow.token = await res.lookups(token_digest(refresh))
     elif grant_type == "password":
         await _load_user(res, flow, params)
 
@@ -228,7 +229,7 @@ _INTROSPECTION_HEADERS = {
 }
 
 
-_INACTIVE: Triple = (_INTROSPECTION_HEADERS, json.dumps({"active": False}), 200)
+_INACTIVE: Triple = (_INTROSPECTION_HEADERS, json.dumps(INACTIVE), 200)
 _INACTIVE_ANSWER = oauth_response(*_INACTIVE)  # the commonest answer of all, built once
 
 
@@ -244,7 +245,7 @@ def decide(res: Resources, flow: Flow, params: dict[str, str]) -> Triple:
         claims = loaded_claims(flow, token, res.settings.issuer)
         if claims is None:
             return _INACTIVE
-        return dict(_INTROSPECTION_HEADERS), json.dumps({"active": True, **claims}), 200
+        return _INTROSPECTION_HEADERS, json.dumps({"active": True, **claims}), 200
     endpoints = res.oauth
     call: Callable[..., Triple]
     if flow.endpoint == "token":

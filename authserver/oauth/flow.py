@@ -23,8 +23,9 @@ Endpoint = Literal["token", "revoke", "introspect", "authorize"]
 @dataclass(frozen=True)
 class IssueTokens:
     grant_type: str
-    access_token: str
-    refresh_token: str | None
+    # The tokens themselves: never in a repr, a log or a traceback.
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
     scope: str
     user_id: str | None
     grant_id: int | None  # None with a user: the password grant creates or reuses the grant
@@ -38,7 +39,7 @@ class IssueTokens:
 
 @dataclass(frozen=True)
 class IssueCode:
-    code: str
+    code: str = field(repr=False)
     user_id: str
     redirect_uri: str | None  # None when the request relied on the one registered URI
     scope: str
@@ -132,7 +133,7 @@ class Flow:
     user: User | None = None  # password grant: the user named; authorize: the signed-in user
     password_ok: bool = False
     account_paused: bool = False  # password grant: too many wrong passwords for the account
-    new_password_hash: str | None = None
+    new_password_hash: str | None = field(default=None, repr=False)
     introspected_active: bool | None = None  # what introspection answered, for the metrics
     intents: list[Intent] = field(default_factory=list)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import unquote_to_bytes, urlencode
 
@@ -91,7 +91,7 @@ class ClientCredentials:
     """Who the caller says it is, and how it said so (RFC 6749 §2.3.1)."""
 
     client_id: str | None
-    secret: str | None
+    secret: str | None = field(repr=False)  # never in a repr, a log or a traceback
     method: AuthMethod
 
 

@@ -61,7 +61,6 @@ class OAuthEndpoints:
     token: TokenEndpoint
     revocation: RevocationEndpoint
     introspection: IntrospectEndpoint
-    validator: Validator
 
 
 def build_endpoints(settings: Settings, codec: TokenCodec) -> OAuthEndpoints:
@@ -100,5 +99,4 @@ def build_endpoints(settings: Settings, codec: TokenCodec) -> OAuthEndpoints:
         token=token,
         revocation=RevocationEndpoint(validator),
         introspection=IntrospectEndpoint(validator),
-        validator=validator,
     )

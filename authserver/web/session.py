@@ -10,7 +10,6 @@ rejects values signed by a replica whose clock runs a few seconds ahead.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import time
@@ -20,6 +19,7 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from authserver.security.keys import Keyring
+from authserver.security.tokens import token_digest
 
 REQUEST_TTL = 15 * 60  # seconds a login or consent form stays valid
 
@@ -41,7 +41,7 @@ class Session:
     @property
     def digest(self) -> bytes:
         """What the database knows the session by: a stolen table holds no usable cookie."""
-        return hashlib.sha256(self.sid.encode()).digest()
+        return token_digest(self.sid)
 
 
 @dataclass(frozen=True)

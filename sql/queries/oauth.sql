@@ -9,12 +9,9 @@ SELECT digest, client_id, user_id, grant_id, redirect_uri, scope, code_challenge
 FROM authorization_codes
 WHERE digest = $1;
 
--- name: token_by_digest
--- A token with what introspection answers and what the refresh grant checks.
-SELECT * FROM token_status WHERE digest = $1;
-
 -- name: tokens_by_digests
--- Several tokens at once: the introspections in flight together (authserver.db.batches).
+-- Tokens by digest, with what introspection answers and what the refresh grant checks;
+-- the lookups in flight together go as one query (authserver.db.batches).
 SELECT * FROM token_status WHERE digest = ANY($1::bytea[]);
 
 -- name: claim_code
