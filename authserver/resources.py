@@ -28,7 +28,7 @@ from authserver.security.client_secrets import SecretHasher
 from authserver.security.keys import Keyring
 from authserver.security.passwords import Passwords
 from authserver.security.tokens import TokenCodec
-from authserver.web.errors import DATABASE_DOWN
+from authserver.web.errors import DATABASE_DOWN, NOT_AN_OUTAGE
 from authserver.web.pages import Pages
 from authserver.web.session import Signer
 
@@ -76,6 +76,8 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
                 reset=_keep_session,
                 server_settings={"application_name": "authserver"},
             )
+        except NOT_AN_OUTAGE:
+            raise  # a bad connection option does not get better with waiting
         except DATABASE_DOWN as exc:
             if time.monotonic() + delay > deadline:
                 raise DatabaseUnavailable(

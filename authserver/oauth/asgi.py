@@ -19,7 +19,7 @@ from authserver.oauth import bridge
 from authserver.oauth.flow import Endpoint
 from authserver.oauth.responses import Answer, Headers, oauth_error
 from authserver.resources import Resources
-from authserver.web.errors import DATABASE_DOWN, ErrorAnswer, database_down, unexpected
+from authserver.web.errors import ErrorAnswer, failure
 from authserver.web.observe import REQUEST_ID, Observer
 
 
@@ -79,10 +79,8 @@ class OAuthPosts:
             return await _serve(scope, receive, endpoint)
         except ClientDisconnect:
             return None  # nobody to answer; nothing was stored for a request not fully read
-        except DATABASE_DOWN as exc:
-            return _error(database_down(exc))
         except Exception as exc:
-            return _error(unexpected(scope["method"], scope["path"], exc))
+            return _error(failure(scope["method"], scope["path"], exc))
 
 
 async def _serve(scope: Scope, receive: Receive, endpoint: Endpoint) -> Answer:

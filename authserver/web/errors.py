@@ -66,6 +66,14 @@ def unexpected(method: str, path: str, exc: Exception) -> ErrorAnswer:
     return 500, "server_error", "an unexpected error occurred", {}
 
 
+def failure(method: str, path: str, exc: Exception) -> ErrorAnswer:
+    """What Starlette's handlers below answer, for apps outside Starlette: 503 for an outage,
+    500 for anything else."""
+    if isinstance(exc, DATABASE_DOWN) and not isinstance(exc, NOT_AN_OUTAGE):
+        return database_down(exc)
+    return unexpected(method, path, exc)
+
+
 async def _database_down(request: Request, exc: Exception) -> Response:
     return error_response(*database_down(exc))
 
@@ -86,9 +94,19 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
 )
 
+# asyncpg's client-side errors that are InterfaceErrors but no outage: an argument a query
+# cannot encode, a bad connection option. They are bugs: a 500 with the traceback logged, not a
+# 503 telling clients to retry. Catch these before DATABASE_DOWN. (asyncpg.DataError is the
+# SQLSTATE 22 class; the client-side one only has this name in asyncpg.exceptions._base.)
+NOT_AN_OUTAGE: tuple[type[Exception], ...] = (
+    asyncpg.exceptions._base.DataError,
+    asyncpg.exceptions.ClientConfigurationError,
+)
+
 EXCEPTION_HANDLERS: dict[int | type[Exception], ExceptionHandler] = {
     AuthserverError: _domain_error,
     HTTPException: _http_error,
     **dict.fromkeys(DATABASE_DOWN, _database_down),
+    **dict.fromkeys(NOT_AN_OUTAGE, _unexpected),
     Exception: _unexpected,
 }
