@@ -62,7 +62,8 @@ async def create(admin: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, An
 
 
 async def stored_secrets(db: asyncpg.Connection, client_id: str) -> list[SecretDigest]:
-    return await Store(db).valid_client_secrets(client_id)
+    loaded = await Store(db).client_for_auth(client_id)
+    return [] if loaded is None else loaded.secrets
 
 
 async def nothing_stored(db: asyncpg.Connection) -> bool:

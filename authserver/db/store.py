@@ -250,10 +250,6 @@ class Store:
     async def retire_client_secrets(self, client_id: str, overlap_seconds: int) -> None:
         await self._db.execute(self._q["retire_client_secrets"], client_id, float(overlap_seconds))
 
-    async def valid_client_secrets(self, client_id: str) -> list[SecretDigest]:
-        rows = await self._db.fetch(self._q["valid_client_secrets"], client_id)
-        return [SecretDigest(row["key_id"], row["digest"]) for row in rows]
-
     # grants
 
     async def ensure_grant(self, user_id: str, client_id: str, scopes: Sequence[str]) -> int:

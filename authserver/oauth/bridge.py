@@ -487,9 +487,9 @@ async def load_authorization(res: Resources, query: bytes, user: User | None) ->
         return flow  # check_authorization shows the error page
     client_id = params.get("client_id")
     if client_id is not None and CLIENT_ID.fullmatch(client_id):
-        loaded, cached = await res.clients.get(client_id)
-        if cached and (loaded is None or not loaded.client.active):
-            loaded = await res.clients.fresh(client_id)
+        # Read afresh, not from the cache: an authorization request is rare beside the token
+        # endpoint's, and its checks (redirect URIs above all) need the client as it is now.
+        loaded = await res.clients.fresh(client_id)
         flow.client = loaded.client if loaded is not None else None
     return flow
 

@@ -43,8 +43,3 @@ SET expires_at = CASE WHEN expires_at IS NULL
                       THEN now() + make_interval(secs => $2)
                       ELSE least(expires_at, now()) END
 WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > now());
-
--- name: valid_client_secrets
--- The digests a presented secret may match: the current one and one in its overlap window.
-SELECT key_id, digest FROM client_secrets
-WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > now());
