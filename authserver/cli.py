@@ -18,15 +18,16 @@ from typing import Any
 
 import asyncpg
 
-from authserver import clients, janitor, users
-from authserver.config import ConfigError, Settings
-from authserver.db.migrate import MigrationError, migrate
-from authserver.errors import AuthserverError
+from authserver import clients, janitor
+from authserver.config import Settings
+from authserver.db.migrate import migrate
+from authserver.db.pool import create_pool
+from authserver.errors import AdminError, AuthServerError, ConfigError
 from authserver.logs import configure_logging
-from authserver.resources import DatabaseUnavailable, Resources, create_pool, open_resources
 from authserver.serialize import client_json, user_json
+from authserver.services import Services, open_services
 
-Command = Callable[[Resources, argparse.Namespace], Awaitable[Any]]
+Command = Callable[[Services, argparse.Namespace], Awaitable[Any]]
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -38,22 +39,22 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             result: int = args.run(settings, args)
             return result
     except ConfigError as exc:
-        print(f"authserver: configuration error: {exc}", file=sys.stderr)
+        print(f"authserver: configuration error: {exc.description}", file=sys.stderr)
         return 2
-    except AuthserverError as exc:
-        print(f"authserver: {exc.code}: {exc.description}", file=sys.stderr)
+    except AdminError as exc:
+        print(f"authserver: {exc.error}: {exc.description}", file=sys.stderr)
         return 1
-    except MigrationError as exc:
-        print(f"authserver: migration error: {exc}", file=sys.stderr)
-        return 1
-    except DatabaseUnavailable as exc:
-        print(f"authserver: {exc}", file=sys.stderr)
+    except AuthServerError as exc:  # migrations out of step, the database unreachable
+        print(f"authserver: {_KINDS.get(type(exc).__name__, '')}{exc.description}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         print(f"authserver: cannot use the database: {type(exc).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+_KINDS = {"MigrationError": "migration error: "}
 
 
 @contextmanager
@@ -90,10 +91,18 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(settings: Settings, args: argparse.Namespace) -> int:
+    from authserver.db.schema import migrated_schema
+
+    assert settings.database_url is not None  # given, or the embedded database's
+    sys.stdout.write(asyncio.run(migrated_schema(settings.database_url)))
+    return 0
+
+
 def _janitor(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> janitor.Report:
-        async with open_resources(settings) as res:
-            return await janitor.run_once(res.store, settings)
+        async with open_services(settings) as services:
+            return await janitor.run_once(services.store, settings)
 
     report = asyncio.run(run())
     if not report.ran:
@@ -106,8 +115,8 @@ def _janitor(settings: Settings, args: argparse.Namespace) -> int:
 def _with_resources(command: Command) -> Callable[[Settings, argparse.Namespace], int]:
     def run(settings: Settings, args: argparse.Namespace) -> int:
         async def go() -> Any:
-            async with open_resources(settings) as res:
-                return await command(res, args)
+            async with open_services(settings) as services:
+                return await command(services, args)
 
         result = asyncio.run(go())
         if result is not None:
@@ -117,22 +126,22 @@ def _with_resources(command: Command) -> Callable[[Settings, argparse.Namespace]
     return run
 
 
-async def _users_create(res: Resources, args: argparse.Namespace) -> Any:
+async def _users_create(services: Services, args: argparse.Namespace) -> Any:
     payload: dict[str, Any] = {"login": args.login, "display_name": args.display_name}
     if args.email is not None:
         payload["email"] = args.email
     if args.password_stdin:
         payload["password"] = sys.stdin.readline().rstrip("\r\n")
-    user, _ = await users.upsert_user(res, args.user_id, payload)
+    user, _ = await services.users.upsert(args.user_id, payload)
     return user_json(user)
 
 
-async def _users_delete(res: Resources, args: argparse.Namespace) -> Any:
-    await users.delete_user(res, args.user_id)
+async def _users_delete(services: Services, args: argparse.Namespace) -> Any:
+    await services.users.delete(args.user_id)
     return None
 
 
-async def _clients_create(res: Resources, args: argparse.Namespace) -> Any:
+async def _clients_create(services: Services, args: argparse.Namespace) -> Any:
     payload: dict[str, Any] = {
         "name": args.name,
         "description": args.description,
@@ -144,27 +153,27 @@ async def _clients_create(res: Resources, args: argparse.Namespace) -> Any:
     }
     if args.redirect_uri:
         payload["redirect_uris"] = args.redirect_uri
-    registered = await clients.create_client(res, payload)
+    registered = await services.clients.create(payload)
     return {**client_json(registered.client), "client_secret": registered.client_secret}
 
 
-async def _clients_list(res: Resources, args: argparse.Namespace) -> Any:
+async def _clients_list(services: Services, args: argparse.Namespace) -> Any:
     found: list[dict[str, Any]] = []
     after = ""
     while True:  # every page: an operator listing wants them all
-        page = await clients.list_clients(res, args.owner, after, clients.MAX_PAGE)
+        page = await services.clients.page(args.owner, after, clients.MAX_PAGE)
         found.extend(client_json(client) for client in page)
         if len(page) < clients.MAX_PAGE:
             return found
         after = page[-1].client_id
 
 
-async def _clients_show(res: Resources, args: argparse.Namespace) -> Any:
-    return client_json(await clients.get_client(res, args.client_id))
+async def _clients_show(services: Services, args: argparse.Namespace) -> Any:
+    return client_json(await services.clients.get(args.client_id))
 
 
-async def _clients_rotate(res: Resources, args: argparse.Namespace) -> Any:
-    rotated = await clients.rotate_secret(res, args.client_id)
+async def _clients_rotate(services: Services, args: argparse.Namespace) -> Any:
+    rotated = await services.clients.rotate_secret(args.client_id)
     return {
         "client_id": rotated.client_id,
         "client_secret": rotated.client_secret,
@@ -172,8 +181,8 @@ async def _clients_rotate(res: Resources, args: argparse.Namespace) -> Any:
     }
 
 
-async def _clients_delete(res: Resources, args: argparse.Namespace) -> Any:
-    await clients.delete_client(res, args.client_id)
+async def _clients_delete(services: Services, args: argparse.Namespace) -> Any:
+    await services.clients.delete(args.client_id)
     return None
 
 
@@ -190,6 +199,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
     migrate_cmd = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate_cmd.set_defaults(run=_migrate)
+    schema_cmd = commands.add_parser(
+        "schema",
+        help="print the schema the migrations build (sql/schema.sql), from a throwaway database",
+    )
+    schema_cmd.set_defaults(run=_schema)
     janitor_cmd = commands.add_parser(
         "janitor", help="delete expired codes, tokens, sessions and old audit events, once"
     )

@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from authserver.db.store import ClientFields, Issue, IssuedToken
+from authserver.db.rows import ClientFields, Issue, IssuedToken
+from authserver.db.store import Store
 from authserver.errors import Conflict, InvalidInput
 from authserver.models import Client
-from authserver.resources import Resources
 from authserver.scopes import DEFAULT_SCOPES, to_string
-from authserver.security.client_secrets import generate_client_secret
-from authserver.security.tokens import TokenKind, token_digest
+from authserver.security.client_secrets import SecretHasher, generate_client_secret
+from authserver.security.tokens import TokenCodec, TokenKind, token_digest
 from authserver.validation import (
     Field,
     check_client_id,
@@ -32,6 +32,7 @@ from authserver.validation import (
 DESKTOP_DEFAULT_REDIRECT_URIS = ("http://127.0.0.1/callback", "urn:ietf:wg:oauth:2.0:oob")
 MAX_REDIRECT_URIS = 20
 MAX_PAGE = 500
+_ID_ATTEMPTS = 3
 
 _EDITABLE = {
     "name": Field(str, required=True, max_length=128, check=lambda v: _not_blank("name", v)),
@@ -69,116 +70,162 @@ class DeveloperToken:
     scope: str
 
 
-async def create_client(res: Resources, payload: Mapping[str, Any]) -> Registered:
-    data = check_fields(payload, CREATE_FIELDS)
-    client_type: str = data["type"]
-    fields = ClientFields(
-        name=data["name"],
-        description=data.get("description", ""),
-        website=data["website"],
-        redirect_uris=_redirect_uris(res, client_type, data.get("redirect_uris")),
-        password_grant=data.get("password_grant", False),
-        introspection=data.get("introspection", False),
-        active=True,
-    )
-    client_id = secrets.token_urlsafe(18)
-    secret = None if client_type == "desktop" else generate_client_secret()
-    async with res.store.transaction() as tx:
-        client = await tx.insert_client(client_id, data["owner_id"], client_type, fields)
-        if secret is not None:
-            await tx.insert_client_secret(client_id, res.secrets.digest(secret))
-        await tx.audit("client.created", client_id=client_id, user_id=client.owner_id)
-    return Registered(client, secret)
+@dataclass(frozen=True)
+class ClientRules:
+    """The operator's settings that shape what an application may register."""
+
+    secret_overlap: int  # seconds a rotated-out secret keeps working
+    allow_http_redirects: bool  # web apps may register plain-http redirect URIs
 
 
-async def get_client(res: Resources, client_id: str) -> Client:
-    return await res.store.get_client(check_client_id(client_id))
+class Clients:
+    """Registering and managing applications, as the admin API and the CLI do."""
 
+    def __init__(
+        self, store: Store, secrets: SecretHasher, codec: TokenCodec, rules: ClientRules
+    ) -> None:
+        self._store = store
+        self._secrets = secrets
+        self._codec = codec
+        self._rules = rules
 
-async def list_clients(
-    res: Resources, owner_id: str | None, after: str = "", limit: int = 100
-) -> list[Client]:
-    if owner_id is not None:
-        check_user_id(owner_id)
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-    return await res.store.list_clients(owner_id, after, limit)
-
-
-async def update_client(res: Resources, client_id: str, payload: Mapping[str, Any]) -> Client:
-    """Change some settings; what the payload leaves out keeps its value."""
-    check_client_id(client_id)
-    data = check_fields(payload, UPDATE_FIELDS, partial=True)
-    async with res.store.transaction() as tx:
-        current = await tx.get_client(client_id, lock=True)
+    async def create(self, payload: Mapping[str, Any]) -> Registered:
+        data = check_fields(payload, CREATE_FIELDS)
+        client_type: str = data["type"]
         fields = ClientFields(
-            name=current.name,
-            description=current.description,
-            website=current.website,
-            redirect_uris=current.redirect_uris,
-            password_grant=current.password_grant,
-            introspection=current.introspection,
-            active=current.active,
+            name=data["name"],
+            description=data.get("description", ""),
+            website=data["website"],
+            redirect_uris=self._redirect_uris(client_type, data.get("redirect_uris")),
+            password_grant=data.get("password_grant", False),
+            introspection=data.get("introspection", False),
+            active=True,
         )
-        if "redirect_uris" in data:
-            data["redirect_uris"] = _redirect_uris(res, current.client_type, data["redirect_uris"])
-        fields = replace(fields, **data)
-        client = await tx.update_client(client_id, fields)
-        await tx.audit("client.updated", client_id=client_id, detail={"fields": sorted(data)})
-    return client
+        secret = None if client_type == "desktop" else generate_client_secret()
+        for attempt in range(_ID_ATTEMPTS):
+            # 144 random bits: a clash with an existing id (a user's, since S-49) is all but
+            # impossible, and answered with another draw rather than an error.
+            client_id = secrets.token_urlsafe(18)
+            try:
+                return await self._insert(client_id, data["owner_id"], client_type, fields, secret)
+            except Conflict:
+                if attempt == _ID_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _insert(
+        self,
+        client_id: str,
+        owner_id: str,
+        client_type: str,
+        fields: ClientFields,
+        secret: str | None,
+    ) -> Registered:
+        async with self._store.transaction() as tx:
+            client = await tx.clients.insert(
+                client_id, owner_id=owner_id, client_type=client_type, fields=fields
+            )
+            if secret is not None:
+                await tx.clients.add_secret(client_id, self._secrets.digest(secret))
+            await tx.audit.record("client.created", client_id=client_id, user_id=client.owner_id)
+        return Registered(client, secret)
+
+    async def get(self, client_id: str) -> Client:
+        return await self._store.clients.get(check_client_id(client_id))
+
+    async def page(self, owner_id: str | None, after: str = "", limit: int = 100) -> list[Client]:
+        if owner_id is not None:
+            check_user_id(owner_id)
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+        return await self._store.clients.page(owner_id, after=after, limit=limit)
+
+    async def update(self, client_id: str, payload: Mapping[str, Any]) -> Client:
+        """Change some settings; what the payload leaves out keeps its value."""
+        check_client_id(client_id)
+        data = check_fields(payload, UPDATE_FIELDS, partial=True)
+        async with self._store.transaction() as tx:
+            current = await tx.clients.get(client_id, lock=True)
+            if "redirect_uris" in data:
+                data["redirect_uris"] = self._redirect_uris(
+                    current.client_type, data["redirect_uris"]
+                )
+            fields = replace(_fields_of(current), **data)
+            client = await tx.clients.update(client_id, fields)
+            await tx.audit.record(
+                "client.updated", client_id=client_id, detail={"fields": sorted(data)}
+            )
+            if current.active and not client.active:
+                # Disabling kills what the client holds, for good: enabling it again must not
+                # bring old tokens back (checklist S-72).
+                revoked = await tx.tokens.revoke_of_client(client_id)
+                await tx.codes.delete_unredeemed(client_id=client_id)
+                await tx.audit.record(
+                    "client.disabled", client_id=client_id, detail={"tokens_revoked": revoked}
+                )
+        return client
+
+    async def delete(self, client_id: str) -> None:
+        check_client_id(client_id)
+        async with self._store.transaction() as tx:
+            await tx.clients.delete(client_id)
+            await tx.audit.record("client.deleted", client_id=client_id)
+
+    async def rotate_secret(self, client_id: str) -> RotatedSecret:
+        """Issue a new secret; the current one keeps working for the configured overlap."""
+        check_client_id(client_id)
+        overlap = self._rules.secret_overlap
+        secret = generate_client_secret()
+        async with self._store.transaction() as tx:
+            client = await tx.clients.get(client_id, lock=True)
+            if client.is_public:
+                raise Conflict("desktop applications are public clients and have no secret")
+            await tx.clients.retire_secrets(client_id, overlap=overlap)
+            await tx.clients.add_secret(client_id, self._secrets.digest(secret))
+            await tx.audit.record("client.secret_rotated", client_id=client_id)
+        return RotatedSecret(client_id, secret, overlap)
+
+    async def issue_developer_token(self, client_id: str) -> DeveloperToken:
+        """The owner's own long-lived token for their app; issuing again kills the previous one.
+
+        It belongs to the owner's grant for the app, so it dies with that grant, the app or the
+        owner, and never expires on its own (Phraseanet's "generate token" button).
+        """
+        check_client_id(client_id)
+        token = self._codec.mint(TokenKind.ACCESS)
+        scope = to_string(DEFAULT_SCOPES)
+        async with self._store.transaction() as tx:
+            client = await tx.clients.get(client_id, lock=True)
+            grant_id = await tx.grants.ensure(client.owner_id, client_id, DEFAULT_SCOPES)
+            await tx.tokens.delete_developer_tokens(grant_id)
+            issued = IssuedToken(token_digest(token), "access", scope, None)
+            await tx.tokens.issue(
+                [Issue("developer", client_id, client.owner_id, grant_id, None, None, (issued,))]
+            )
+        return DeveloperToken(client_id, token, scope)
+
+    def _redirect_uris(self, client_type: str, uris: list[str] | None) -> tuple[str, ...]:
+        if not uris:
+            if client_type == "web":
+                raise InvalidInput("redirect_uris: a web application needs at least one")
+            return DESKTOP_DEFAULT_REDIRECT_URIS
+        allow_http = self._rules.allow_http_redirects
+        checked = tuple(check_redirect_uri(uri, client_type, allow_http) for uri in uris)
+        if len(set(checked)) != len(checked):
+            raise InvalidInput("redirect_uris must not repeat an entry")
+        return checked
 
 
-async def delete_client(res: Resources, client_id: str) -> None:
-    check_client_id(client_id)
-    async with res.store.transaction() as tx:
-        await tx.delete_client(client_id)
-        await tx.audit("client.deleted", client_id=client_id)
-
-
-async def rotate_secret(res: Resources, client_id: str) -> RotatedSecret:
-    """Issue a new secret; the current one keeps working for the configured overlap."""
-    check_client_id(client_id)
-    overlap = res.settings.secret_overlap
-    secret = generate_client_secret()
-    async with res.store.transaction() as tx:
-        client = await tx.get_client(client_id, lock=True)
-        if client.is_public:
-            raise Conflict("desktop applications are public clients and have no secret")
-        await tx.retire_client_secrets(client_id, overlap)
-        await tx.insert_client_secret(client_id, res.secrets.digest(secret))
-        await tx.audit("client.secret_rotated", client_id=client_id)
-    return RotatedSecret(client_id, secret, overlap)
-
-
-async def issue_developer_token(res: Resources, client_id: str) -> DeveloperToken:
-    """The owner's own long-lived token for their app; issuing again kills the previous one.
-
-    It belongs to the owner's grant for the app, so it dies with that grant, the app or the
-    owner, and never expires on its own (Phraseanet's "generate token" button).
-    """
-    check_client_id(client_id)
-    token = res.tokens.mint(TokenKind.ACCESS)
-    async with res.store.transaction() as tx:
-        client = await tx.get_client(client_id, lock=True)
-        grant_id = await tx.ensure_grant(client.owner_id, client_id, DEFAULT_SCOPES)
-        await tx.delete_developer_tokens(grant_id)
-        issued = IssuedToken(token_digest(token), "access", to_string(DEFAULT_SCOPES), None)
-        await tx.issue_tokens(
-            [Issue("developer", client_id, client.owner_id, grant_id, None, None, (issued,))]
-        )
-    return DeveloperToken(client_id, token, to_string(DEFAULT_SCOPES))
-
-
-def _redirect_uris(res: Resources, client_type: str, uris: list[str] | None) -> tuple[str, ...]:
-    if not uris:
-        if client_type == "web":
-            raise InvalidInput("redirect_uris: a web application needs at least one")
-        return DESKTOP_DEFAULT_REDIRECT_URIS
-    allow_http = res.settings.allow_http_redirects
-    checked = tuple(check_redirect_uri(uri, client_type, allow_http) for uri in uris)
-    if len(set(checked)) != len(checked):
-        raise InvalidInput("redirect_uris must not repeat an entry")
-    return checked
+def _fields_of(client: Client) -> ClientFields:
+    return ClientFields(
+        name=client.name,
+        description=client.description,
+        website=client.website,
+        redirect_uris=client.redirect_uris,
+        password_grant=client.password_grant,
+        introspection=client.introspection,
+        active=client.active,
+    )
 
 
 def _not_blank(field: str, value: str) -> str:

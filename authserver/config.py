@@ -14,18 +14,12 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from authserver.errors import ConfigError, Malformed
+
 PREFIX = "AUTHSERVER_"
 MIN_KEY_LENGTH = 32  # characters; a shorter server key or admin token is a typo, not a secret
 
 T = TypeVar("T")
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message names the variable and says why."""
-
-
-class Malformed(ValueError):
-    """Our own parsers' complaint about a value: says what was expected, never the value."""
 
 
 @dataclass(frozen=True)
@@ -67,13 +61,26 @@ class Settings:
     login_max_failures: int = 5  # per account, within login_lockout
     login_max_failures_per_address: int = 50  # per client address, within login_lockout
     login_lockout: int = 15 * 60
-    client_max_failures: int = 20  # failed client authentications within login_lockout
+    client_max_failures: int = 20  # failed client authentications per address, within the window
+    client_max_guesses: int = 100  # unknown codes and tokens per client, within the window
+    introspection_max_guesses: int = 0  # the same at the introspection endpoint; 0: no pause
     client_cache_ttl: int = 30  # seconds a replica trusts a cached client row; 0 turns it off
     janitor_interval: int = 300  # seconds between in-server janitor runs; 0 turns it off
     janitor_batch: int = 5000  # rows per DELETE, so no statement holds locks for long
     audit_retention: int = 90 * 86400
     shutdown_grace: int = 20  # seconds in-flight requests get after SIGTERM
+    drain_delay: int = 0  # seconds a listener still accepts after SIGTERM, answering not ready
     startup_timeout: int = 60  # seconds to wait for the database at start-up
+    request_timeout: int = 5  # seconds any request may take before it is answered 503
+    db_acquire_timeout: int = 2  # seconds a request waits for a pooled connection
+    db_statement_timeout: int = 3  # seconds any one statement may run
+    db_lock_timeout: int = 2  # seconds a statement waits for a row another one holds
+    header_timeout: int = 10  # seconds a client has to send a request's head
+    body_timeout: int = 10  # seconds more to send its body
+    max_connections: int = 2048  # open connections per listener
+    max_header_bytes: int = 16384  # request line and headers of one request
+    max_headers: int = 100  # headers of one request
+    argon2_max_wait: int = 2  # seconds a password check may queue before it is shed (503)
     argon2: Argon2Params = Argon2Params()
     pool_min_size: int = 2
     pool_max_size: int = 10
@@ -107,12 +114,25 @@ class Settings:
             ),
             login_lockout=env.get("LOGIN_LOCKOUT", _duration(1, 86400), 15 * 60),
             client_max_failures=env.get("CLIENT_MAX_FAILURES", _int(1, 100000), 20),
+            client_max_guesses=env.get("CLIENT_MAX_GUESSES", _int(0, 1_000_000), 100),
+            introspection_max_guesses=env.get("INTROSPECTION_MAX_GUESSES", _int(0, 1_000_000), 0),
             client_cache_ttl=env.get("CLIENT_CACHE_TTL", _duration(0, 3600), 30),
             janitor_interval=env.get("JANITOR_INTERVAL", _duration(0, 86400), 300),
             janitor_batch=env.get("JANITOR_BATCH", _int(100, 1_000_000), 5000),
             audit_retention=env.get("AUDIT_RETENTION", _duration(3600, 3650 * 86400), 90 * 86400),
             shutdown_grace=env.get("SHUTDOWN_GRACE", _duration(0, 3600), 20),
+            drain_delay=env.get("DRAIN_DELAY", _duration(0, 600), 0),
             startup_timeout=env.get("STARTUP_TIMEOUT", _duration(0, 3600), 60),
+            request_timeout=env.get("REQUEST_TIMEOUT", _duration(1, 600), 5),
+            db_acquire_timeout=env.get("DB_ACQUIRE_TIMEOUT", _duration(1, 600), 2),
+            db_statement_timeout=env.get("DB_STATEMENT_TIMEOUT", _duration(1, 600), 3),
+            db_lock_timeout=env.get("DB_LOCK_TIMEOUT", _duration(1, 600), 2),
+            header_timeout=env.get("HEADER_TIMEOUT", _duration(1, 600), 10),
+            body_timeout=env.get("BODY_TIMEOUT", _duration(1, 600), 10),
+            max_connections=env.get("MAX_CONNECTIONS", _int(16, 1_000_000), 2048),
+            max_header_bytes=env.get("MAX_HEADER_BYTES", _int(1024, 1_048_576), 16384),
+            max_headers=env.get("MAX_HEADERS", _int(8, 10000), 100),
+            argon2_max_wait=env.get("ARGON2_MAX_WAIT", _duration(1, 600), 2),
             argon2=Argon2Params(
                 time_cost=env.get("ARGON2_TIME_COST", _int(1, 100), 3),
                 memory_cost=env.get("ARGON2_MEMORY_COST", _int(8, 4 * 1024 * 1024), 65536),

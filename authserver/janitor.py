@@ -42,6 +42,7 @@ def _purges(settings: Settings) -> list[tuple[str, str, tuple[object, ...]]]:
         ("client_secrets", "purge_client_secrets", ()),
         ("browser_sessions", "purge_sessions", ()),
         ("login_failures", "purge_login_failures", ()),
+        ("client_failures", "purge_client_failures", ()),
         ("consent_nonces", "purge_consent_nonces", ()),
         ("grants", "purge_revoked_grants", (retention,)),
         ("audit_events", "purge_audit_events", (retention,)),
@@ -56,14 +57,14 @@ async def run_once(
     """One full pass; ``on_batch(what, rows)`` hears about every batch (metrics)."""
     started = time.monotonic()
     async with store.connection() as conn:
-        if not await conn.try_lock(LOCK_KEY):
+        if not await conn.maintenance.try_lock(LOCK_KEY):
             return Report(ran=False)
         try:
             report = Report()
             for what, query, args in _purges(settings):
                 report.deleted[what] = 0
                 while True:
-                    rows = await conn.purge(query, settings.janitor_batch, *args)
+                    rows = await conn.maintenance.purge(query, settings.janitor_batch, *args)
                     report.deleted[what] += rows
                     if on_batch is not None and rows:
                         on_batch(what, rows)
@@ -71,7 +72,7 @@ async def run_once(
                         break
                     await asyncio.sleep(0)  # let the requests sharing this loop run
         finally:
-            await conn.unlock(LOCK_KEY)
+            await conn.maintenance.unlock(LOCK_KEY)
     report.seconds = time.monotonic() - started
     if report.total:
         log.info(

@@ -69,6 +69,23 @@ class Metrics:
             "authserver_client_auth_failures", "Failed client authentications", registry=r
         )
         self.revocations = Counter("authserver_revocations", "Tokens revoked", registry=r)
+        self.guesses = Counter(
+            "authserver_failed_guesses",
+            "Codes and tokens presented that matched nothing",
+            ["endpoint", "reason"],
+            registry=r,
+        )
+        self.paused = Counter(
+            "authserver_paused_requests",
+            "Requests refused because their caller was paused",
+            ["endpoint"],
+            registry=r,
+        )
+        self.pkce_reuses = Counter(
+            "authserver_pkce_challenge_reuses",
+            "Authorization requests reusing a PKCE challenge of the same client",
+            registry=r,
+        )
         self.janitor_deleted = Counter(
             "authserver_janitor_deleted_rows", "Rows the janitor deleted", ["table"], registry=r
         )
@@ -96,6 +113,12 @@ class Metrics:
     def introspected(self, active: bool) -> None:
         self._introspected[active].inc()
 
+    def guessed(self, endpoint: str, reason: str) -> None:
+        self.guesses.labels(endpoint, reason).inc()
+
+    def refused_paused(self, endpoint: str) -> None:
+        self.paused.labels(endpoint).inc()
+
     def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
         self._pool_sizes = sizes
 
@@ -113,6 +136,8 @@ class Metrics:
             self.client_auth_failures.inc()
         elif kind == "token.revoked":
             self.revocations.inc()
+        elif kind == "pkce.challenge_reused":
+            self.pkce_reuses.inc()
 
     def observe_janitor(self, table: str, rows: int) -> None:
         self.janitor_deleted.labels(table).inc(rows)

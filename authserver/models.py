@@ -148,3 +148,60 @@ class TokenRow:
     @classmethod
     def from_row(cls, row: Record) -> TokenRow:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class SecretDigest:
+    """A client secret as stored: its keyed digest, and which server key made it."""
+
+    key_id: str
+    digest: bytes = field(repr=False)
+
+
+FailureKind = Literal["secret", "guess", "introspection"]
+FAILURE_KINDS: tuple[FailureKind, ...] = ("secret", "guess", "introspection")
+
+
+@dataclass(frozen=True)
+class ClientAuth:
+    """What client authentication needs to know about a client, as loaded."""
+
+    client: Client
+    secrets: tuple[SecretDigest, ...]  # digests of the secrets valid when loaded
+    # For each kind of failure counted against the client: seconds until the first of its
+    # pauses ends, if some address (or the client as a whole) is paused (checklist S-29).
+    paused_for: dict[FailureKind, float]
+    stale_in: float | None  # seconds until a secret expires or a pause ends, if either will
+
+    @classmethod
+    def from_row(cls, row: Record) -> ClientAuth:
+        digests = tuple(
+            SecretDigest(key_id, digest)
+            for key_id, digest in zip(row["secret_key_ids"], row["secret_digests"], strict=True)
+        )
+        paused: dict[FailureKind, float] = {}
+        for kind in FAILURE_KINDS:
+            seconds = row[f"{kind}_paused_for"]
+            if seconds is not None:
+                paused[kind] = seconds
+        changes = [t for t in (row["secret_expires_in"], *paused.values()) if t is not None]
+        return cls(
+            Client.from_row(row),
+            digests,
+            paused,
+            stale_in=min(changes) if changes else None,
+        )
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    event_id: int
+    occurred_at: datetime
+    kind: str
+    client_id: str | None
+    user_id: str | None
+    detail: str  # JSON text, as stored
+
+    @classmethod
+    def from_row(cls, row: Record) -> AuditEvent:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})

@@ -5,10 +5,11 @@ Nothing secret is ever part of these shapes: password hashes and secret digests 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from authserver.models import AuthorizedApp, Client, User
+from authserver.models import AuditEvent, AuthorizedApp, Client, User
 
 
 def _time(value: datetime) -> str:
@@ -55,4 +56,15 @@ def grant_json(app: AuthorizedApp) -> dict[str, Any]:
         "scopes": list(app.scopes),
         "created_at": _time(app.created_at),
         "updated_at": _time(app.updated_at),
+    }
+
+
+def audit_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "occurred_at": _time(event.occurred_at),
+        "kind": event.kind,
+        "client_id": event.client_id,
+        "user_id": event.user_id,
+        "detail": json.loads(event.detail),
     }

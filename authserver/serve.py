@@ -1,9 +1,9 @@
 """Serving: both listeners in one process, one event loop, one shutdown.
 
-The shared resources are opened before the listeners start, so a database that cannot be
-reached fails the start with one clear line instead of two lifespan tracebacks. On SIGTERM
-both listeners stop accepting, in-flight requests get ``shutdown_grace`` seconds to finish,
-and only then is the pool closed.
+The services are opened before the listeners start, so a database that cannot be reached
+fails the start with one clear line instead of two lifespan tracebacks. On SIGTERM both
+listeners stop accepting, in-flight requests get ``shutdown_grace`` seconds to finish, and
+only then is the pool closed.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
-from authserver.app import create_admin_app, create_public_app
 from authserver.config import Address, Settings
-from authserver.resources import SharedResources
+from authserver.http.health import Health
+from authserver.http.protocol import ConnectionLimits, guarded
+from authserver.services import admin_app, open_services, public_app
 
 T = TypeVar("T")
 
@@ -72,15 +73,27 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def listener_server(app: ASGIApp, addr: Address, settings: Settings) -> _Server:
-    """One uvicorn server as authserver runs it (the benchmark floor is served the same way)."""
+def listener_server(
+    app: ASGIApp, addr: Address, settings: Settings, *, lifespan: bool = False
+) -> _Server:
+    """One uvicorn server as authserver runs it (the benchmark floor is served the same way,
+    with its own lifespan; authserver's services are opened before the listeners instead)."""
+    limits = ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
+        max_connections=settings.max_connections,
+    )
     config = uvicorn.Config(
         app,
         host=addr.host,
         port=addr.port,
-        lifespan="on",
+        http=guarded(limits),
+        ws="none",
+        lifespan="on" if lifespan else "off",
         log_level=settings.log_level.lower(),
-        access_log=False,  # authserver.web.observe writes the access log, without query strings
+        access_log=False,  # authserver.http.observe writes the access log, without queries
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace,
         log_config=None,
@@ -90,19 +103,37 @@ def listener_server(app: ASGIApp, addr: Address, settings: Settings) -> _Server:
 
 async def serve(settings: Settings) -> bool:
     """Serve until a signal, or until either listener fails; True if both ran."""
-    shared = SharedResources(settings)
-    servers = [
-        listener_server(create_public_app(shared), settings.public_addr, settings),
-        listener_server(create_admin_app(shared), settings.admin_addr, settings),
-    ]
+    async with open_services(settings, background=True) as services:
+        servers = [
+            listener_server(public_app(services), settings.public_addr, settings),
+            listener_server(admin_app(services), settings.admin_addr, settings),
+        ]
+        await _serve_until_stopped(servers, settings, services.health)
+    return all(server.started for server in servers)
+
+
+async def _serve_until_stopped(servers: list[_Server], settings: Settings, health: Health) -> None:
+    loop = asyncio.get_running_loop()
+    stopping: asyncio.TimerHandle | None = None
 
     def stop() -> None:
+        health.draining = True  # /readyz answers 503 while in-flight requests finish
         for server in servers:
             server.should_exit = True
 
-    def on_signal() -> None:
+    def on_signal(signum: int) -> None:
+        nonlocal stopping
         for server in servers:
             server.force_exit = server.should_exit  # a second signal while draining means "now"
+        if signum == signal.SIGTERM and settings.drain_delay > 0 and stopping is None:
+            # Not ready from now on, but still serving for a while: load balancers take some
+            # time to notice, and whatever they send meanwhile is answered, not refused.
+            health.draining = True
+            log.info("draining for %s s before the listeners close", settings.drain_delay)
+            stopping = loop.call_later(settings.drain_delay, stop)
+            return
+        if stopping is not None:
+            stopping.cancel()
         stop()
 
     async def run(server: _Server) -> None:
@@ -115,19 +146,16 @@ async def serve(settings: Settings) -> bool:
         finally:
             stop()  # one listener down (failed start-up, signal) takes the other with it
 
-    async with shared.use():
-        loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    log.debug("event loop: %s.%s", type(loop).__module__, type(loop).__qualname__)
+    log.info(
+        "public listener on %s, admin listener on %s",
+        settings.public_addr,
+        settings.admin_addr,
+    )
+    try:
+        await asyncio.gather(*(run(server) for server in servers))
+    finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
-        log.debug("event loop: %s.%s", type(loop).__module__, type(loop).__qualname__)
-        log.info(
-            "public listener on %s, admin listener on %s",
-            settings.public_addr,
-            settings.admin_addr,
-        )
-        try:
-            await asyncio.gather(*(run(server) for server in servers))
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-    return all(server.started for server in servers)
+            loop.remove_signal_handler(sig)

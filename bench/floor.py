@@ -30,8 +30,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authserver.config import Settings
+from authserver.db.pool import create_pool
 from authserver.logs import configure_logging
-from authserver.resources import create_pool
 from authserver.serve import listener_server, run_served
 from bench.config import INTROSPECT_PATH
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> Starlette:
 
 
 async def serve(settings: Settings) -> None:
-    server = listener_server(create_app(settings), settings.public_addr, settings)
+    server = listener_server(create_app(settings), settings.public_addr, settings, lifespan=True)
 
     def stop() -> None:
         server.should_exit = True

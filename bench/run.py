@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from authserver.db.migrate import migrate
-from authserver.web.session import cookie_name
+from authserver.http.session import cookie_name
 from bench import requests
 from bench.config import INTROSPECT_PATH, ISSUER, TOKEN_PATH, Profile
 from bench.cpu import NOISY_OTHER_CORES, CpuWatch, postmaster_pid

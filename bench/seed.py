@@ -19,10 +19,10 @@ from urllib.parse import quote
 
 import asyncpg
 
+from authserver.http.session import Session, Signer
 from authserver.security.client_secrets import SecretHasher, generate_client_secret
 from authserver.security.keys import Keyring
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
-from authserver.web.session import Session, Signer
 from bench.config import SERVER_KEY
 
 USERS = 1_000

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,10 +14,10 @@ import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
 
-from authserver.app import create_apps
 from authserver.config import Settings
+from authserver.http.session import Session, Signer
 from authserver.security.keys import Keyring
-from authserver.web.session import Session, Signer
+from authserver.services import create_apps
 from tests.conftest import ALICE_PASSWORD, SECRET_KEY
 from tests.conftest import server_environ as environ_for
 from tests.oauth_support import pkce_pair
@@ -100,16 +99,6 @@ def assert_error_page(response: httpx.Response, status: int = 400) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("text/html")
     assert "location" not in response.headers
-
-
-class Later:
-    """Stands in for the ``time`` module: the clock, ``offset`` seconds from now."""
-
-    def __init__(self, offset: float) -> None:
-        self.offset = offset
-
-    def time(self) -> float:
-        return time.time() + self.offset
 
 
 def flip(value: str) -> str:

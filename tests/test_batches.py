@@ -10,7 +10,9 @@ import asyncpg
 import pytest
 
 from authserver.db.batches import Batches
-from authserver.db.store import Issue, IssuedToken, Store
+from authserver.db.queries import load_queries
+from authserver.db.rows import Issue, IssuedToken
+from authserver.db.tokens import TokenQueries
 from authserver.models import TokenRow
 from authserver.security.keys import Keyring
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
@@ -19,29 +21,35 @@ from tests.conftest import SECRET_KEY
 CODEC = TokenCodec(Keyring([SECRET_KEY]))
 
 
-class CountingStore(Store):
-    """The real store, counting the statements it runs for batches."""
+class CountingStore(TokenQueries):
+    """The real token queries, counting the statements they run for batches."""
 
-    queries: list[int]
+    __slots__ = ("queries",)
 
-    async def tokens_by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool, load_queries(), None)
+        self.queries: list[int] = []
+
+    async def by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
         self.queries.append(len(digests))
-        return await super().tokens_by_digests(digests)
+        return await super().by_digests(digests)
 
-    async def issue_tokens(self, issues: Sequence[Issue]) -> None:
+    async def issue(self, issues: Sequence[Issue]) -> None:
         self.queries.append(len(issues))
-        await super().issue_tokens(issues)
+        await super().issue(issues)
 
 
-class BrokenStore(Store):
-    """A store whose database went away mid-query."""
+class BrokenStore(TokenQueries):
+    """Token queries whose database went away mid-query."""
 
-    async def tokens_by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
+    __slots__ = ()
+
+    async def by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
         raise ConnectionResetError
 
 
-def lookups(store: Store) -> Batches[bytes, TokenRow | None]:
-    return Batches(store.tokens_by_digests)
+def lookups(store: TokenQueries) -> Batches[bytes, TokenRow | None]:
+    return Batches(store.by_digests)
 
 
 def client_issue(client_id: str) -> tuple[str, Issue]:
@@ -60,9 +68,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def store(pool: asyncpg.Pool) -> CountingStore:
-    store = CountingStore(pool)
-    store.queries = []
-    return store
+    return CountingStore(pool)
 
 
 async def issue(store: CountingStore, client_id: str, count: int) -> list[str]:
@@ -70,7 +76,7 @@ async def issue(store: CountingStore, client_id: str, count: int) -> list[str]:
     tokens = []
     for _ in range(count):
         token, issued = client_issue(client_id)
-        await store.issue_tokens([issued])
+        await store.issue([issued])
         tokens.append(token)
     store.queries = []
     return tokens
@@ -130,7 +136,7 @@ async def test_each_lookup_sees_a_revocation_made_before_it(
 
 async def test_a_failed_query_fails_every_waiting_lookup(pool: asyncpg.Pool) -> None:
     """When the database fails, every lookup of the batch raises what it raised."""
-    batched = lookups(BrokenStore(pool))
+    batched = lookups(BrokenStore(pool, load_queries(), None))
     results = await asyncio.gather(batched(b"a" * 32), batched(b"b" * 32), return_exceptions=True)
     assert [type(result) for result in results] == [ConnectionResetError] * 2
 

@@ -6,30 +6,29 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from itertools import product
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
-from authserver.config import Settings
 from authserver.models import Client, TokenRow
-from authserver.oauth import bridge
-from authserver.oauth.flow import Flow, IssueCode, IssueTokens, active
+from authserver.oauth.bridge import TokenRequest
+from authserver.oauth.decide import FORM, Decider
+from authserver.oauth.endpoints import OAuthEndpoints, build_endpoints
+from authserver.oauth.flow import Flow, active
+from authserver.oauth.intents import IssueCode, IssueTokens
 from authserver.oauth.params import ClientCredentials, encode_form
-from authserver.oauth.server import build_endpoints
+from authserver.oauth.responses import oauth_response
 from authserver.oauth.validator import Validator, assert_synchronous
-from authserver.resources import Resources
 from authserver.security.keys import Keyring
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
 from tests.conftest import SECRET_KEY
-from tests.conftest import server_environ as environ_for
+from tests.rows import token_row, web_client
 
 # Audit events that mean the process reached outside itself: files, sockets, other programs.
 IO_EVENTS = ("open", "socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.fork")
@@ -66,32 +65,17 @@ def io_events() -> Iterator[list[str]]:
 
 
 CODEC = TokenCodec(Keyring([SECRET_KEY]))
-NOW = datetime.now(UTC)
+ISSUER = "https://auth.example.test"
 
 
-def resources() -> Resources:
-    """Only what the decide phase may use: settings and oauthlib's endpoints. No pool, no store:
-    touching anything else fails the test with an AttributeError."""
-    settings = Settings.from_env(environ_for("postgresql://unused.invalid/none"))
-    only = SimpleNamespace(settings=settings, oauth=build_endpoints(settings, CODEC))
-    return cast(Resources, only)
+def endpoints() -> OAuthEndpoints:
+    return build_endpoints(ISSUER, pkce_required_for_all=True, access_token_ttl=3600, codec=CODEC)
 
 
-def web_client() -> Client:
-    return Client(
-        client_id="client-1",
-        name="Photo Sync",
-        description="",
-        website="https://photosync.example",
-        client_type="web",
-        redirect_uris=("https://photosync.example/cb",),
-        owner_id="owner-1",
-        password_grant=False,
-        introspection=False,
-        active=True,
-        created_at=NOW,
-        updated_at=NOW,
-    )
+def decider() -> Decider:
+    """The decide phase: oauthlib's endpoints and the issuer, and nothing that could reach a
+    database (it is not given any)."""
+    return Decider(endpoints(), ISSUER)
 
 
 def client_credentials_flow() -> tuple[Flow, dict[str, str]]:
@@ -104,35 +88,19 @@ def refresh_flow() -> tuple[Flow, dict[str, str]]:
     refresh = CODEC.mint(TokenKind.REFRESH)
     flow = Flow("token", ClientCredentials("client-1", "secret", "basic"))
     flow.client, flow.client_authenticated = web_client(), True
-    flow.token = TokenRow(
-        digest=token_digest(refresh),
-        kind="refresh",
-        client_id="client-1",
-        user_id="alice-1",
-        grant_id=1,
-        family_id=uuid.uuid4(),
-        scope="read write",
-        developer=False,
-        created_at=NOW,
-        expires_at=NOW + timedelta(days=1),
-        username="alice",
-        consumed=False,
-        revoked=False,
-        live=True,
-        client_active=True,
-    )
+    flow.token = token_row(refresh)
     return flow, {"grant_type": "refresh_token", "refresh_token": refresh}
 
 
 @pytest.mark.parametrize("make", [client_credentials_flow, refresh_flow], ids=["cc", "refresh"])
 def test_decide_does_no_io(make: Any) -> None:
     """The decide phase issues tokens without opening a file, a socket or a process."""
-    res = resources()
-    bridge.decide(res, *make())  # warm-up: lazy imports inside oauthlib read files once
+    decide = decider().decide
+    decide(*make())  # warm-up: lazy imports inside oauthlib read files once
     flow, params = make()
     with io_events() as seen:
-        _, body, status = bridge.decide(res, flow, params)
-    assert status == 200, body
+        answer = decide(flow, params)
+    assert answer.status == 200, answer.body
     assert seen == []
     assert any(isinstance(intent, IssueTokens) for intent in flow.intents)
 
@@ -202,17 +170,15 @@ def _never() -> TokenRow:
 
 def test_introspection_shortcut_answers_as_oauthlib() -> None:
     """decide's introspection answer, with or without oauthlib, is oauthlib's own, to the byte."""
-    res = resources()
+    oauthlib = endpoints()
+    decide = Decider(oauthlib, ISSUER).decide
     for name, flow, params in introspection_cases():
         theirs = deepcopy(flow)
         with active(theirs):
-            expected = res.oauth.introspection.create_introspect_response(
-                "https://auth.example.test/oauth2/introspect",
-                "POST",
-                encode_form(params),
-                {"Content-Type": bridge.FORM},
+            expected = oauthlib.introspection.create_introspect_response(
+                f"{ISSUER}/oauth2/introspect", "POST", encode_form(params), {"Content-Type": FORM}
             )
-        assert bridge.decide(res, flow, params) == expected, name
+        assert decide(flow, params) == oauth_response(*expected), name
         assert flow.intents == theirs.intents, name
         assert flow.introspected_active == theirs.introspected_active, name
 
@@ -221,10 +187,19 @@ def test_introspection_shortcut_is_taken() -> None:
     """A valid introspection request is decided without touching oauthlib's endpoints."""
     cases = {name: (flow, params) for name, flow, params in introspection_cases()}
     flow, params = cases["active/introspector/token/auth"]
-    without_oauthlib = cast(Resources, SimpleNamespace(settings=resources().settings))
-    _, body, status = bridge.decide(without_oauthlib, flow, params)
-    assert status == 200
-    assert json.loads(body)["active"] is True
+
+    def untouchable(*args: Any) -> Any:
+        raise AssertionError("oauthlib was called")
+
+    endpoint = SimpleNamespace(
+        create_token_response=untouchable,
+        create_revocation_response=untouchable,
+        create_introspect_response=untouchable,
+    )
+    oauthlib = SimpleNamespace(token=endpoint, revocation=endpoint, introspection=endpoint)
+    answer = Decider(cast(OAuthEndpoints, oauthlib), ISSUER).decide(flow, params)
+    assert answer.status == 200
+    assert json.loads(answer.body)["active"] is True
 
 
 def test_reprs_hold_no_secrets() -> None:
@@ -235,7 +210,9 @@ def test_reprs_hold_no_secrets() -> None:
         repr(thing)
         for thing in (
             credentials,
-            bridge.Parsed({"password": "hunter2", "code": "phrac_x"}, credentials),
+            TokenRequest(
+                "token", {"password": "hunter2", "code": "phrac_x"}, credentials, "127.0.0.1"
+            ),
             IssueTokens("password", access, refresh, "read", "alice-1", None, None),
             IssueCode("phrac_code", "alice-1", None, "read", None),
         )

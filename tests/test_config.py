@@ -13,11 +13,11 @@ from authserver.cli import main
 from authserver.config import (
     Address,
     Argon2Params,
-    ConfigError,
     Settings,
     parse_address,
     parse_duration,
 )
+from authserver.errors import ConfigError
 
 KEY_NEW = "new-secret-key-0123456789abcdefghijklmnop"
 KEY_OLD = "old-secret-key-0123456789abcdefghijklmnop"

@@ -14,8 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from authserver.web import session as session_module
-from authserver.web.session import REQUEST_TTL
+from authserver.http.session import REQUEST_TTL
 from tests.authorize_support import (
     ALIAS,
     COOKIE,
@@ -28,7 +27,6 @@ from tests.authorize_support import (
     TOKEN,
     WEB_REDIRECT,
     Client,
-    Later,
     approve,
     assert_error_page,
     browser,
@@ -47,6 +45,7 @@ from tests.authorize_support import (
     submit_login,
     url,
 )
+from tests.conftest import Clock
 from tests.oauth_support import pkce_pair
 
 
@@ -240,11 +239,11 @@ async def test_consent_with_expired_form_is_refused(
     db: asyncpg.Connection,
     web_client: Client,
     alice: Client,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
     """S-54: a consent form past its lifetime (CSRF token and signed request) is refused."""
     page = await consent_page(public, query(web_client))
-    monkeypatch.setattr(session_module, "time", Later(REQUEST_TTL + 60))
+    clock.advance(REQUEST_TTL + 60)
     response = await decide(public, page.text)
     assert response.status_code == 403
     assert await code_count(db) == 0
@@ -255,12 +254,12 @@ async def test_consent_with_expired_request_and_fresh_token_is_400(
     db: asyncpg.Connection,
     web_client: Client,
     alice: Client,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
     """S-55: a fresh CSRF token does not revive an expired signed request."""
     raw = query(web_client)
     page = await consent_page(public, raw)
-    monkeypatch.setattr(session_module, "time", Later(REQUEST_TTL + 60))
+    clock.advance(REQUEST_TTL + 60)
     fresh = hidden_fields((await consent_page(public, raw)).text)
     fields = {**hidden_fields(page.text), "decision": "allow", "csrf_token": fresh["csrf_token"]}
     response = await post_form(public, fields)

@@ -20,6 +20,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from authserver.config import Address, Settings
+
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "helm" / "authserver"
 RELEASE = "authserver"
@@ -166,6 +168,23 @@ def config(manifests: list[Manifest]) -> dict[str, str]:
     """The settings in the release's ConfigMap."""
     data: dict[str, str] = one(manifests, "ConfigMap")["data"]
     return data
+
+
+def server_settings(manifests: list[Manifest]) -> Settings:
+    """What the server's own parser makes of the environment the chart gives its container:
+    the ConfigMap, then each env entry (a value, or a key of the release's Secret)."""
+    container = server(manifests)
+    assert container["envFrom"] == [{"configMapRef": {"name": RELEASE}}]
+    secret = one(manifests, "Secret")["data"]
+    environ = dict(config(manifests))
+    for entry in container.get("env", []):
+        if "value" in entry:
+            environ[entry["name"]] = entry["value"]
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == RELEASE, entry
+            environ[entry["name"]] = base64.b64decode(secret[ref["key"]]).decode()
+    return Settings.from_env(environ)
 
 
 def pod_annotations(manifests: list[Manifest]) -> dict[str, str]:
@@ -400,6 +419,12 @@ def test_settings_reach_the_server(default: list[Manifest]) -> None:
     assert data["AUTHSERVER_ISSUER"] == "https://auth.example.com"
     assert data["AUTHSERVER_PUBLIC_ADDR"] == "0.0.0.0:8080"
     assert not any("SECRET" in key or "TOKEN" in key or "DATABASE" in key for key in data)
+    settings = server_settings(default)
+    assert settings.issuer == "https://auth.example.com"
+    assert settings.public_addr == Address("0.0.0.0", 8080)  # noqa: S104
+    assert settings.database_url == REQUIRED["secret"]["databaseUrl"]
+    assert list(settings.secret_keys) == REQUIRED["secret"]["secretKeys"]
+    assert list(settings.admin_tokens) == REQUIRED["secret"]["adminTokens"]
 
 
 def test_numeric_settings_render_as_whole_numbers() -> None:
@@ -409,10 +434,15 @@ def test_numeric_settings_render_as_whole_numbers() -> None:
         "JANITOR_BATCH": 1000000,
         "ALLOW_HTTP_REDIRECTS": True,
     }
-    data = config(render(values_for("default", config={"settings": settings})))
+    manifests = render(values_for("default", config={"settings": settings}))
+    data = config(manifests)
     assert data["AUTHSERVER_REFRESH_TOKEN_TTL"] == "2592000"
     assert data["AUTHSERVER_JANITOR_BATCH"] == "1000000"
     assert data["AUTHSERVER_ALLOW_HTTP_REDIRECTS"] == "true"
+    parsed = server_settings(manifests)
+    assert parsed.refresh_token_ttl == 2592000
+    assert parsed.janitor_batch == 1000000
+    assert parsed.allow_http_redirects is True
 
 
 def test_secret_joins_keys_newest_first(default: list[Manifest]) -> None:
@@ -457,6 +487,9 @@ def test_ipv6_listen_host_is_bracketed() -> None:
     manifests = render(values_for("default", config={"listenHost": "::"}))
     assert config(manifests)["AUTHSERVER_PUBLIC_ADDR"] == "[::]:8080"
     assert config(manifests)["AUTHSERVER_ADMIN_ADDR"] == "[::]:8081"
+    settings = server_settings(manifests)
+    assert settings.public_addr == Address("::", 8080)
+    assert settings.admin_addr == Address("::", 8081)
 
 
 def test_services_select_only_server_pods(rendered: dict[str, list[Manifest]]) -> None:

@@ -1,7 +1,7 @@
 """The janitor: what each purge deletes and keeps, the advisory lock, the CLI, and a purge of a
 million expired tokens in bounded batches while introspection keeps answering.
 
-The purges run against a real database through ``open_resources`` (the pool the server uses);
+The purges run against a real database through ``open_services`` (the pool the server uses);
 rows are planted with SQL so their timestamps can lie in the past.
 """
 
@@ -27,8 +27,8 @@ import pytest
 
 from authserver import janitor
 from authserver.config import Settings
-from authserver.resources import open_resources
 from authserver.security.tokens import token_digest
+from authserver.services import open_services
 from tests.conftest import server_environ
 from tests.live_server import live_server
 from tests.token_support import web_auth
@@ -67,8 +67,8 @@ async def run_janitor(
 ) -> janitor.Report:
     """One janitor pass with the server's settings (plus ``overrides``) and its pool."""
     settings = Settings.from_env(server_environ(database_url, **overrides))
-    async with open_resources(settings) as res:
-        return await janitor.run_once(res.store, settings, on_batch)
+    async with open_services(settings) as services:
+        return await janitor.run_once(services.store, settings, on_batch)
 
 
 async def add_token(
@@ -200,6 +200,8 @@ class Expiring:
             return secrets.token_urlsafe(16)
         if self.key == "throttle_key":
             return f"account:{secrets.token_hex(4)}"
+        if self.key == "address":
+            return f"address-{secrets.token_hex(8)}"
         return secrets.token_bytes(32)
 
 
@@ -221,6 +223,13 @@ EXPIRING = [
         "nonce",
         "INSERT INTO consent_nonces (nonce, expires_at) VALUES ($1, now() + $2::text::interval)",
     ),
+    Expiring(
+        "client_failures",
+        "address",
+        f"""INSERT INTO client_failures (client_id, kind, address, failures, max_failures,
+                                         expires_at)
+            VALUES ('{CLIENT}', 'secret', $1, 3, 20, now() + $2::text::interval)""",
+    ),
 ]
 
 
@@ -228,7 +237,7 @@ EXPIRING = [
 async def test_expired_rows_are_deleted(
     database_url: str, db: asyncpg.Connection, grant_id: int, kind: Expiring
 ) -> None:
-    """Expired sessions, login throttles and consent nonces go; unexpired ones stay."""
+    """Expired sessions, sign-in and client throttles and consent nonces go; the rest stays."""
     expired, live = kind.fresh_key(), kind.fresh_key()
     await db.execute(kind.insert, expired, "-1 second")
     await db.execute(kind.insert, live, "10 minutes")
@@ -352,7 +361,7 @@ async def test_run_skips_while_another_pass_works(
     )
     settings = Settings.from_env(server_environ(database_url, janitor_batch="100"))
     working = asyncio.Event()
-    async with open_resources(settings) as first, open_resources(settings) as second:
+    async with open_services(settings) as first, open_services(settings) as second:
         busy = asyncio.create_task(
             janitor.run_once(first.store, settings, lambda what, rows: working.set())
         )
@@ -433,6 +442,7 @@ async def test_cli_prints_json_report(
         "client_secrets",
         "browser_sessions",
         "login_failures",
+        "client_failures",
         "consent_nonces",
         "grants",
         "audit_events",

@@ -417,7 +417,7 @@ def test_full_run_leaks_no_secret(full_run: FullRun) -> None:
 def test_every_output_line_is_a_json_record(full_run: FullRun) -> None:
     """Each line the server wrote is one JSON object with a timestamp, a level and a message."""
     lines = full_run.output.splitlines()
-    assert len(lines) > 30
+    assert len(lines) > 20  # the run did log: start-up, an access line per request, shutdown
     for line in lines:
         record = json.loads(line)
         assert isinstance(record, dict), line

@@ -1,6 +1,6 @@
 """Prometheus metrics on the admin listener, and the request id every response carries.
 
-Both in-process apps are built on one ``SharedResources``, as ``serve`` builds them, so what
+Both in-process apps share one set of services, as ``serve`` builds them, so what
 the public app counts is what the admin app's /metrics shows.
 """
 
@@ -20,10 +20,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 
-from authserver.app import create_admin_app, create_public_app
 from authserver.config import Settings
-from authserver.resources import SharedResources
 from authserver.security.tokens import TokenKind
+from authserver.services import create_apps
 from tests.authorize_support import ISSUER, login_form, query, submit_login
 from tests.conftest import ADMIN_TOKEN, ALICE_PASSWORD, server_environ
 from tests.oauth_support import CODEC
@@ -79,11 +78,13 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 @asynccontextmanager
 async def observed_apps(database_url: str, **overrides: str) -> AsyncIterator[Apps]:
-    """Both apps over one set of shared resources, as ``authserver serve`` runs them."""
-    shared = SharedResources(Settings.from_env(server_environ(database_url, **overrides)))
+    """Both apps over one set of services, as ``authserver serve`` runs them."""
+    public_app, admin_app = create_apps(
+        Settings.from_env(server_environ(database_url, **overrides))
+    )
     async with (
-        LifespanManager(create_public_app(shared)) as public,
-        LifespanManager(create_admin_app(shared)) as admin,
+        LifespanManager(public_app) as public,
+        LifespanManager(admin_app) as admin,
         httpx.AsyncClient(transport=httpx.ASGITransport(app=public.app), base_url=ISSUER) as pc,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=admin.app),
@@ -95,9 +96,9 @@ async def observed_apps(database_url: str, **overrides: str) -> AsyncIterator[Ap
 
 
 @pytest.fixture
-async def apps(database_url: str) -> AsyncIterator[Apps]:
-    async with observed_apps(database_url) as both:
-        yield both
+def apps(public: httpx.AsyncClient, admin: httpx.AsyncClient) -> Apps:
+    """The public and admin clients of one server (conftest's), with a scraper."""
+    return Apps(public, admin)
 
 
 async def client_credentials(apps: Apps, client: dict[str, Any]) -> str:
@@ -262,14 +263,33 @@ async def test_revocation_counted(apps: Apps, web_client: dict[str, Any]) -> Non
     assert await apps.value("authserver_revocations_total") == 1
 
 
-async def test_pool_gauge_counts_connections(apps: Apps) -> None:
-    """The pool gauge reports in-use and idle connections, at least the pool's minimum."""
-    text = await apps.scrape()
-    in_use = sample(text, "authserver_db_pool_connections", state="in_use")
-    idle = sample(text, "authserver_db_pool_connections", state="idle")
-    assert in_use >= 0
-    assert idle >= 0
-    assert 1 <= in_use + idle <= 4  # AUTHSERVER_POOL_MIN_SIZE=1, POOL_MAX_SIZE=4 in tests
+async def pool_states(apps: Apps) -> dict[str, float]:
+    """The pool gauge's samples by state, as scraped (absent states are left out)."""
+    return {
+        found.labels["state"]: found.value
+        for family in text_string_to_metric_families(await apps.scrape())
+        for found in family.samples
+        if found.name == "authserver_db_pool_connections"
+    }
+
+
+async def test_pool_gauge_counts_connections(
+    apps: Apps, db: asyncpg.Connection, web_client: dict[str, Any]
+) -> None:
+    """The pool gauge counts a connection a request is holding as in use, within the pool."""
+    async with db.transaction():
+        # A token request now waits for this lock on a pool connection of its own.
+        await db.execute("LOCK TABLE client_secrets IN ACCESS EXCLUSIVE MODE")
+        waiting = asyncio.create_task(client_credentials(apps, web_client))
+        deadline = time.monotonic() + 10.0
+        states = await pool_states(apps)
+        while states.get("in_use", 0) < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            states = await pool_states(apps)
+    await waiting
+    assert set(states) == {"in_use", "idle"}
+    assert states["in_use"] >= 1
+    assert states["in_use"] + states["idle"] <= 4  # AUTHSERVER_POOL_MAX_SIZE=4 in tests
 
 
 async def test_janitor_deletions_counted(

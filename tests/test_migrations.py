@@ -11,8 +11,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from authserver.db.migrate import Migration, MigrationError, migrate, shipped_migrations
+from authserver.db.migrate import Migration, migrate, shipped_migrations
 from authserver.db.queries import load_queries, parse_queries
+from authserver.db.rows import AuditInsert, TokenInsert
+from authserver.db.schema import migrated_schema, normalize, shipped_schema
+from authserver.errors import MigrationError
 from authserver.files import data_dir
 
 TABLES = {
@@ -293,3 +296,31 @@ def test_parse_queries_refuses_empty_query(text: str) -> None:
     """A name followed by no SQL is an error."""
     with pytest.raises(ValueError, match="no SQL"):
         parse_queries(text)
+
+
+async def test_schema_file_matches_migrations(cluster_url: str) -> None:
+    """sql/schema.sql is what the migrations build (regenerate: authserver schema)."""
+    assert await migrated_schema(cluster_url) == shipped_schema()
+
+
+def test_schema_normalising_drops_only_noise() -> None:
+    """Normalising drops pg_dump's version lines and session settings, never a definition, so a
+    changed column still shows as a difference."""
+    dump = "-- Dumped from database version 16.2\nSET lock_timeout = 0;\nCREATE TABLE t (a int);\n"
+    assert "Dumped" not in normalize(dump)
+    assert "SET " not in normalize(dump)
+    assert "CREATE TABLE t (a int);" in normalize(dump)
+    assert normalize(dump) != normalize(dump.replace("a int", "a bigint"))
+    assert "CREATE TABLE public.tokens" in shipped_schema()
+
+
+@pytest.mark.parametrize(
+    ("row_type", "alias"), [(TokenInsert, "t"), (AuditInsert, "a")], ids=["tokens", "audit"]
+)
+def test_multi_row_insert_columns_follow_the_row_type(row_type: type, alias: str) -> None:
+    """issue_tokens unnests its arrays into the columns of the row types, in their order."""
+    sql = load_queries()["issue_tokens"]
+    match = re.search(rf"\)\s+AS {alias}\(([^)]*)\)", sql)
+    assert match is not None
+    columns = [name.strip() for name in match.group(1).split(",")]
+    assert columns == list(row_type._fields)  # type: ignore[attr-defined]

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from authserver.app import create_apps
 from authserver.config import Settings
+from authserver.services import create_apps
 from tests.conftest import ALICE_PASSWORD
 
 TOKEN_PATHS = ("/oauth2/token", "/api/oauthv2/token")

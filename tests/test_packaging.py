@@ -93,18 +93,6 @@ def probe(site: Path, outside: Path) -> dict[str, Any]:
     return found
 
 
-def test_wheel_contains_migrations(wheel_names: list[str]) -> None:
-    """The wheel carries the SQL migrations inside the package."""
-    assert "authserver/sql/migrations/0001_init.sql" in wheel_names
-
-
-def test_wheel_contains_queries(wheel_names: list[str]) -> None:
-    """The wheel carries every named-query file of sql/queries/ inside the package."""
-    expected = {f"authserver/sql/queries/{p.name}" for p in (REPO / "sql/queries").glob("*.sql")}
-    assert expected
-    assert expected <= set(wheel_names)
-
-
 def test_wheel_contains_templates(wheel_names: list[str]) -> None:
     """The wheel carries the HTML templates inside the package."""
     assert "authserver/templates/base.html" in wheel_names

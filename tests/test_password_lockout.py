@@ -33,13 +33,14 @@ async def grant(public: httpx.AsyncClient, client: Client, password: str) -> htt
 async def test_wrong_passwords_pause_the_account(
     public: httpx.AsyncClient, password_client: Client, alice: Client
 ) -> None:
-    """After too many wrong passwords even the right one is refused: no guessing round the
-    login page's pause through the token endpoint."""
+    """After too many wrong passwords even the right one is refused, 429 with Retry-After: no
+    guessing round the login page's pause through the token endpoint."""
     for _ in range(FAILURES):
         assert (await grant(public, password_client, "wrong")).status_code == 400
     refused = await grant(public, password_client, ALICE_PASSWORD)
-    assert refused.status_code == 400
+    assert refused.status_code == 429
     assert refused.json()["error"] == "invalid_grant"
+    assert int(refused.headers["retry-after"]) > 0
 
 
 async def test_grant_failures_count_on_the_login_pages_counter(

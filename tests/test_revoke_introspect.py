@@ -384,15 +384,6 @@ async def test_expired_token_is_inactive(
     assert await introspect(public, introspector, token) == INACTIVE
 
 
-async def test_revoked_token_is_inactive(
-    public: httpx.AsyncClient, web_client: dict[str, Any], introspector: dict[str, Any]
-) -> None:
-    """S-48: a revoked access token answers exactly {"active": false}."""
-    token = await client_token(public, web_client)
-    await revoke(public, web_client, token)
-    assert await introspect(public, introspector, token) == INACTIVE
-
-
 @UNKNOWN_TOKENS
 async def test_unknown_or_forged_token_is_inactive(
     public: httpx.AsyncClient, introspector: dict[str, Any], token: str

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from authserver.config import Argon2Params
+from authserver.models import SecretDigest
 from authserver.security.client_secrets import (
     SECRET_PREFIX,
-    SecretDigest,
     SecretHasher,
     generate_client_secret,
 )
@@ -114,10 +114,14 @@ def test_other_secret_does_not_verify(secret: str, other: str) -> None:
 
 @given(secret=_SECRETS)
 def test_secret_digest_is_keyed(secret: str) -> None:
-    """The stored digest is a 32-byte keyed MAC, not a plain SHA-256 of the secret."""
-    digest = SecretHasher(ROTATED).digest(secret)
+    """The stored digest is a 32-byte MAC under the server key: another key makes another one."""
+    digest = SecretHasher(NEW_ONLY).digest(secret)
+    other = SecretHasher(Keyring([OTHER_KEY])).digest(secret)
     assert len(digest.digest) == 32
     assert digest.digest != hashlib.sha256(secret.encode()).digest()
+    assert other.digest != digest.digest
+    # Even filed under this server's key id, the other key's digest does not verify.
+    assert not SecretHasher(NEW_ONLY).verify(secret, [SecretDigest(digest.key_id, other.digest)])
 
 
 def test_digest_uses_newest_key() -> None:

@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -211,37 +210,6 @@ def admin_api(live: Server) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def owner_id(admin_api: httpx.Client) -> str:
-    """A user provisioned on the live server, with an id of this test's own."""
-    user_id = f"owner-{uuid.uuid4().hex[:10]}"
-    response = admin_api.put(f"/users/{user_id}", json={"login": user_id, "display_name": "O"})
-    assert response.status_code == 201
-    return user_id
-
-
-def register_app(admin_api: httpx.Client, owner_id: str) -> httpx.Response:
-    return admin_api.post(
-        "/clients",
-        json={
-            "name": "Photo Sync",
-            "website": "https://photosync.example",
-            "type": "web",
-            "redirect_uris": ["https://photosync.example/cb"],
-            "owner_id": owner_id,
-        },
-    )
-
-
-@pytest.fixture
-def web_app(admin_api: httpx.Client, owner_id: str) -> dict[str, Any]:
-    """A web application registered on the live server."""
-    response = register_app(admin_api, owner_id)
-    assert response.status_code == 201
-    body: dict[str, Any] = response.json()
-    return body
-
-
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 @pytest.mark.parametrize("listener", ["public", "admin"])
 def test_health_endpoints(live: Server, listener: str, path: str) -> None:
@@ -279,52 +247,50 @@ def test_public_listener_has_no_admin_api(live: Server) -> None:
     assert response.status_code == 404
 
 
-def test_create_user(admin_api: httpx.Client) -> None:
-    """PUT /users/{id} over HTTP creates the user."""
+def test_readme_admin_sequence(admin_api: httpx.Client) -> None:
+    """The README's curl sequence works over the live admin listener, from user to dev token."""
     user_id = f"u-{uuid.uuid4().hex[:10]}"
-    response = admin_api.put(f"/users/{user_id}", json={"login": user_id, "password": "pw 1"})
-    assert response.status_code == 201
-    assert response.json()["has_password"] is True
-    assert admin_api.get(f"/users/{user_id}").status_code == 200
+    user = admin_api.put(
+        f"/users/{user_id}",
+        json={
+            "login": f"alice-{user_id}",
+            "email": f"{user_id}@example.com",
+            "display_name": "Alice",
+            "password": "correct horse",
+        },
+    )
+    assert user.status_code == 201
+    assert (user.json()["user_id"], user.json()["has_password"]) == (user_id, True)
 
+    created = admin_api.post(
+        "/clients",
+        json={
+            "name": "Photo Sync",
+            "website": "https://photosync.example",
+            "type": "web",
+            "redirect_uris": ["https://photosync.example/cb"],
+            "owner_id": user_id,
+        },
+    )
+    assert created.status_code == 201
+    app = created.json()
+    assert app["owner_id"] == user_id
+    assert app["client_secret"].startswith("phrcs_")
 
-def test_create_web_app(admin_api: httpx.Client, owner_id: str) -> None:
-    """POST /clients over HTTP registers a web app and answers its id and secret."""
-    response = register_app(admin_api, owner_id)
-    assert response.status_code == 201
-    body = response.json()
-    assert body["client_id"]
-    assert body["client_secret"]
-    assert body["owner_id"] == owner_id
+    listed = admin_api.get("/clients", params={"owner_id": user_id})
+    assert listed.status_code == 200
+    assert [found["client_id"] for found in listed.json()["clients"]] == [app["client_id"]]
 
+    rotated = admin_api.post(f"/clients/{app['client_id']}/secret")
+    assert rotated.status_code == 201
+    assert rotated.json()["client_secret"].startswith("phrcs_")
+    assert rotated.json()["client_secret"] != app["client_secret"]
 
-def test_list_owner_apps(admin_api: httpx.Client, owner_id: str, web_app: dict[str, Any]) -> None:
-    """GET /clients?owner_id= lists exactly that owner's apps."""
-    second = register_app(admin_api, owner_id).json()
-    other = admin_api.put("/users/other-owner", json={"login": f"other-{uuid.uuid4().hex}"})
-    assert other.status_code in (200, 201)
-    assert register_app(admin_api, "other-owner").status_code == 201
-    response = admin_api.get("/clients", params={"owner_id": owner_id})
-    assert response.status_code == 200
-    listed = [app["client_id"] for app in response.json()["clients"]]
-    assert sorted(listed) == sorted([web_app["client_id"], second["client_id"]])
-
-
-def test_rotate_secret(admin_api: httpx.Client, web_app: dict[str, Any]) -> None:
-    """POST /clients/{id}/secret answers a new secret."""
-    response = admin_api.post(f"/clients/{web_app['client_id']}/secret")
-    assert response.status_code == 201
-    assert response.json()["client_secret"] not in ("", None, web_app["client_secret"])
-
-
-def test_developer_token(admin_api: httpx.Client, web_app: dict[str, Any]) -> None:
-    """POST /clients/{id}/developer-token answers a bearer access token."""
-    response = admin_api.post(f"/clients/{web_app['client_id']}/developer-token")
-    assert response.status_code == 201
-    body = response.json()
-    assert body["token_type"] == "Bearer"
-    assert body["access_token"]
-    assert body["client_id"] == web_app["client_id"]
+    token = admin_api.post(f"/clients/{app['client_id']}/developer-token")
+    assert token.status_code == 201
+    assert token.json()["client_id"] == app["client_id"]
+    assert token.json()["token_type"] == "Bearer"
+    assert token.json()["access_token"].startswith("phrat_")
 
 
 # stopping and failing to start

@@ -1015,7 +1015,7 @@ async def test_client_recovers_after_the_pause(
         await post_token(
             strict_public, CLIENT_CREDENTIALS, headers=basic(web_client["client_id"], "nope")
         )
-    await db.execute("UPDATE login_failures SET locked_until = now() - interval '1 second'")
+    await db.execute("UPDATE client_failures SET locked_until = now() - interval '1 second'")
     response = await post_token(strict_public, CLIENT_CREDENTIALS, headers=web_auth(web_client))
     assert response.status_code == 200
 

@@ -78,20 +78,7 @@ async def test_concurrent_code_redemption_has_one_winner(
 async def test_concurrent_refresh_has_one_winner(
     racing: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
 ) -> None:
-    """R-03: of 20 simultaneous refreshes of one token exactly one succeeds, none fails 5xx."""
-    for _ in range(ROUNDS):
-        tokens = await web_tokens(racing, db, web_client, alice)
-        params = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
-        responses = await asyncio.gather(
-            *(post_token(racing, params, headers=web_auth(web_client)) for _ in range(BURST))
-        )
-        assert outcomes(responses) == {(200, None): 1, (400, "invalid_grant"): BURST - 1}
-
-
-async def test_concurrent_refresh_leaves_at_most_one_live_refresh_token(
-    racing: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
-) -> None:
-    """R-03: after a refresh burst at most one refresh token of the family is still usable."""
+    """R-03: 20 simultaneous refreshes: one wins, no 5xx, at most one refresh token stays live."""
     for _ in range(ROUNDS):
         tokens = await web_tokens(racing, db, web_client, alice)
         row = await stored_token(db, tokens["refresh_token"])
@@ -100,15 +87,8 @@ async def test_concurrent_refresh_leaves_at_most_one_live_refresh_token(
         responses = await asyncio.gather(
             *(post_token(racing, params, headers=web_auth(web_client)) for _ in range(BURST))
         )
-        assert all(response.status_code < 500 for response in responses)
+        assert outcomes(responses) == {(200, None): 1, (400, "invalid_grant"): BURST - 1}
         assert await active_refresh_tokens(db, row["family_id"]) <= 1
-        winners = [r.json()["refresh_token"] for r in responses if r.status_code == 200]
-        usable = 0
-        for refresh_token in winners:
-            again = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-            retry = await post_token(racing, again, headers=web_auth(web_client))
-            usable += retry.status_code == 200
-        assert usable <= 1
 
 
 async def test_refresh_racing_revocation_leaves_nothing_alive(

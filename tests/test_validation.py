@@ -21,6 +21,7 @@ from authserver.validation import (
     check_website,
     is_loopback_uri,
     parse_json_object,
+    redirect_matches,
 )
 
 # Put into submitted values: an error message that repeats the value would contain it.
@@ -521,3 +522,55 @@ def test_fields_error_never_echoes(value: Any) -> None:
     for member in ("name", "tags"):
         error = error_of(check_fields, {member: marked}, spec)
         assert error is None or MARKER not in str(error)
+
+
+# Redirect URI matching (RFC 9700 §4.1.3, RFC 8252 §7.3)
+
+
+@given(st.lists(_HTTPS_URL, min_size=1, max_size=4), st.data())
+def test_registered_uri_matches_itself(registered: list[str], data: st.DataObject) -> None:
+    """Every registered URI matches, for confidential and public clients alike."""
+    given_uri = data.draw(st.sampled_from(registered))
+    assert redirect_matches(tuple(registered), given_uri, False)
+    assert redirect_matches(tuple(registered), given_uri, True)
+
+
+@given(_HTTPS_URL, st.sampled_from(["/", "x", "?", "%2F", "#f"]))
+def test_anything_more_does_not_match(registered: str, extra: str) -> None:
+    """Simple string comparison: a longer URI (a prefix match) never passes."""
+    assert not redirect_matches((registered,), registered + extra, True)
+
+
+@given(_HTTPS_URL.filter(lambda uri: any(c.isalpha() for c in uri)))
+def test_case_is_not_folded(registered: str) -> None:
+    """Upper case is another URI: nothing is normalised before comparing."""
+    assert not redirect_matches((registered,), registered.upper(), True)
+
+
+@given(st.sampled_from(["127.0.0.1", "[::1]"]), st.integers(1, 65535), _PATH)
+def test_public_loopback_matches_any_port(host: str, port: int, path: str) -> None:
+    """A native app's loopback redirect may come back on any port (RFC 8252 §7.3)."""
+    registered = f"http://{host}{path}"
+    assert redirect_matches((registered,), f"http://{host}:{port}{path}", True)
+
+
+@given(st.integers(1, 65535))
+def test_confidential_loopback_port_must_match(port: int) -> None:
+    """Only public clients get the port leniency."""
+    assert not redirect_matches(("http://127.0.0.1/cb",), f"http://127.0.0.1:{port}/cb", False)
+
+
+@pytest.mark.parametrize(
+    "given_uri",
+    [
+        "http://127.0.0.1:5000/other",
+        "http://localhost:5000/cb",
+        "https://127.0.0.1:5000/cb",
+        "http://127.0.0.2:5000/cb",
+        "http://user@127.0.0.1:5000/cb",
+    ],
+    ids=["path", "localhost", "https", "other address", "userinfo"],
+)
+def test_loopback_leniency_is_the_port_only(given_uri: str) -> None:
+    """Path, host name, scheme and user info still have to match exactly."""
+    assert not redirect_matches(("http://127.0.0.1/cb",), given_uri, True)

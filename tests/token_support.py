@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
 
-from authserver.app import create_apps
 from authserver.config import Settings
 from authserver.security.tokens import token_digest
+from authserver.services import create_apps
 from tests.conftest import server_environ as environ_for
 from tests.oauth_support import issue_code, pkce_pair
 

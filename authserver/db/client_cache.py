@@ -10,6 +10,10 @@ are dropped:
 - after ``ttl`` seconds in any case, and all at once whenever the LISTEN connection is lost,
   since a notification may have been missed meanwhile.
 
+Nothing is kept while no LISTEN connection is up (before the first one, during an outage,
+until the reconnection): a row read then could change unheard of, so every request reads the
+database until notifications flow again (checklist SC4).
+
 The cache is trusted only to say yes: a caller that gets a negative answer from a cached entry
 (wrong secret, paused, inactive) asks again with ``fresh()``, so a secret issued a moment ago
 on another replica works at once.
@@ -23,7 +27,8 @@ import time
 
 import asyncpg
 
-from authserver.db.store import ClientAuth, Store
+from authserver.db.store import Store
+from authserver.models import ClientAuth
 
 log = logging.getLogger("authserver.clients")
 
@@ -38,6 +43,7 @@ class ClientCache:
         self._entries: dict[str, tuple[float, ClientAuth]] = {}
         # Bumped by every invalidation: a load that raced one must not store what it read.
         self._generation = 0
+        self._listening = False  # set while notifications of changes can reach us
 
     async def get(self, client_id: str) -> tuple[ClientAuth | None, bool]:
         """The client's authentication data, and whether it came from the cache."""
@@ -49,10 +55,10 @@ class ClientCache:
     async def fresh(self, client_id: str) -> ClientAuth | None:
         """Read the client from the database, and keep it for the next requests."""
         generation = self._generation
-        loaded = await self._store.client_for_auth(client_id)
+        loaded = await self._store.clients.for_auth(client_id)
         if loaded is None:
             self._entries.pop(client_id, None)
-        elif self._ttl > 0 and generation == self._generation:
+        elif self._ttl > 0 and self._listening and generation == self._generation:
             lifetime = self._ttl if loaded.stale_in is None else min(self._ttl, loaded.stale_in)
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
@@ -69,16 +75,21 @@ class ClientCache:
 
     async def listen(self, database_url: str) -> None:
         """Follow change notifications until cancelled, reconnecting after failures."""
-        delay = 0.5
+        delay = 0.1
         while True:
             lost = asyncio.Event()
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(database_url, timeout=5)
+                conn = await asyncpg.connect(
+                    database_url,
+                    timeout=5,
+                    server_settings={"application_name": "authserver-listen"},
+                )
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._notified)
                 self.invalidate()  # anything may have changed while nobody listened
-                delay = 0.5
+                self._listening = True
+                delay = 0.1
                 await lost.wait()
                 log.warning("client change notifications interrupted; reconnecting")
             except asyncio.CancelledError:
@@ -86,11 +97,13 @@ class ClientCache:
             except Exception as exc:  # the database may be away: try again later
                 log.warning("cannot listen for client changes: %s", type(exc).__name__)
             finally:
+                self._listening = False
                 self.invalidate()
                 if conn is not None and not conn.is_closed():
                     await conn.close(timeout=2)
+            # Reconnect soon: until then every request reads the database.
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, 2.0)
 
     def _notified(self, conn: object, pid: int, channel: str, client_id: object) -> None:
         self.invalidate(str(client_id))

@@ -11,15 +11,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from authserver.db.store import Connection
+from authserver.db.executor import Connection
+from authserver.errors import MigrationError
 from authserver.files import data_dir
 
 _LOCK_KEY = 0x6175_7468_7376_7201  # "authsvr\x01": one fixed key for every replica
 _FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
-
-
-class MigrationError(Exception):
-    """The database holds migrations that do not match the ones shipped with this version."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +46,21 @@ def shipped_migrations(directory: Path | None = None) -> list[Migration]:
 
 
 async def migrate(conn: Connection, migrations: list[Migration] | None = None) -> list[str]:
-    """Apply what is missing; return the names applied (empty when up to date)."""
+    """Apply what is missing; return the names applied (empty when up to date).
+
+    A schema already up to date is only read, so a server can start against a database that
+    is read-only for now (a replica after a failover): it is not ready until writes work.
+    """
     migrations = shipped_migrations() if migrations is None else migrations
+    # A migration may rewrite a large table: the request bounds of the pool do not apply.
+    await conn.execute("SET statement_timeout = 0; SET lock_timeout = 0")
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
+        applied = await _applied(conn)
+        _check(applied, migrations)
+        pending = [m for m in migrations if m.version not in applied]
+        if not pending:
+            return []
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version    integer PRIMARY KEY,
@@ -60,25 +68,8 @@ async def migrate(conn: Connection, migrations: list[Migration] | None = None) -
                    checksum   text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        rows = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
-        applied = {row["version"]: row for row in rows}
-        known = {m.version for m in migrations}
-        unknown = sorted(set(applied) - known)
-        if unknown:
-            raise MigrationError(
-                f"the database has migrations this version does not know: {unknown}; "
-                "is an older authserver running against a newer schema?"
-            )
         done = []
-        for migration in migrations:
-            row = applied.get(migration.version)
-            if row is not None:
-                if row["checksum"] != migration.checksum:
-                    raise MigrationError(
-                        f"migration {migration.version:04d}_{migration.name} was changed "
-                        "after it was applied"
-                    )
-                continue
+        for migration in pending:
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute(
@@ -91,3 +82,28 @@ async def migrate(conn: Connection, migrations: list[Migration] | None = None) -
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+
+
+async def _applied(conn: Connection) -> dict[int, str]:
+    """The checksum of each migration the database has, by version."""
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return {}
+    rows = await conn.fetch("SELECT version, checksum FROM schema_migrations")
+    return {row["version"]: row["checksum"] for row in rows}
+
+
+def _check(applied: dict[int, str], migrations: list[Migration]) -> None:
+    known = {m.version: m for m in migrations}
+    unknown = sorted(set(applied) - set(known))
+    if unknown:
+        raise MigrationError(
+            f"the database has migrations this version does not know: {unknown}; "
+            "is an older authserver running against a newer schema?"
+        )
+    for version, checksum in applied.items():
+        migration = known[version]
+        if checksum != migration.checksum:
+            raise MigrationError(
+                f"migration {migration.version:04d}_{migration.name} was changed "
+                "after it was applied"
+            )

@@ -11,129 +11,38 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
-from uuid import UUID
+from typing import Literal
 
-from authserver.models import Client, CodeRow, TokenRow, User
+from authserver.models import Client, ClientAuth, CodeRow, TokenRow, User
+from authserver.oauth.intents import Intent
 from authserver.oauth.params import ClientCredentials
 
 Endpoint = Literal["token", "revoke", "introspect", "authorize"]
 
 
 @dataclass(frozen=True)
-class IssueTokens:
-    grant_type: str
-    # The tokens themselves: never in a repr, a log or a traceback.
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(repr=False)
-    scope: str
-    user_id: str | None
-    grant_id: int | None  # None with a user: the password grant creates or reuses the grant
-    family_id: UUID | None
-    code_digest: bytes | None = None  # the code being redeemed, if any
-    rotated_from: bytes | None = None  # the refresh token being rotated out, if any
-    # RFC 6749 §6: a rotated refresh token keeps the scope of the one it replaces, even when
-    # the access token was narrowed; None means the same scope as the access token.
-    refresh_scope: str | None = None
+class Guess:
+    """A presented code or token that matched nothing: a failure counted against the client."""
 
-
-@dataclass(frozen=True)
-class IssueCode:
-    code: str = field(repr=False)
-    user_id: str
-    redirect_uri: str | None  # None when the request relied on the one registered URI
-    scope: str
-    code_challenge: str | None
-
-
-@dataclass(frozen=True)
-class ClaimCode:
-    digest: bytes
-
-
-@dataclass(frozen=True)
-class RevokeFamily:
-    """Refresh-token reuse: everything descended from that authorization dies."""
-
-    family_id: UUID
-
-
-@dataclass(frozen=True)
-class RevokeCodeFamilies:
-    """Code replay: what the first redemption issued dies (RFC 6749 §4.1.2)."""
-
-    code_digest: bytes
-
-
-@dataclass(frozen=True)
-class RevokeToken:
-    digest: bytes
-    client_id: str
-
-
-@dataclass(frozen=True)
-class CountAuthFailure:
-    """A client failed to authenticate with a secret: count it towards a pause (S-29)."""
-
-    client_id: str
-
-
-@dataclass(frozen=True)
-class CountLoginFailure:
-    """A wrong password for an account: count it towards pausing its sign-ins."""
-
-    throttle_key: str
-
-
-@dataclass(frozen=True)
-class ClearLoginFailures:
-    """A right password: the account's count starts over."""
-
-    throttle_key: str
-
-
-@dataclass(frozen=True)
-class Rehash:
-    user_id: str
-    password_hash: str
-
-
-@dataclass(frozen=True)
-class Audit:
-    kind: str
-    client_id: str | None = None
-    user_id: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-Intent = (
-    IssueTokens
-    | IssueCode
-    | ClaimCode
-    | RevokeFamily
-    | RevokeCodeFamilies
-    | RevokeToken
-    | CountAuthFailure
-    | CountLoginFailure
-    | ClearLoginFailures
-    | Rehash
-    | Audit
-)
+    what: str  # "code", "refresh_token" or "token"
+    reason: str  # "forged" (its MAC fails), "unknown" (no row), "foreign" (another client's)
 
 
 @dataclass
 class Flow:
     endpoint: Endpoint
     credentials: ClientCredentials
+    address: str = ""  # the caller's address, as the HTTP edge saw it
     client: Client | None = None
+    auth: ClientAuth | None = None  # the client as authentication loaded it
     client_authenticated: bool = False  # a confidential client proved its secret
-    client_locked: bool = False  # paused after too many failed authentications
+    paused_for: float | None = None  # seconds until a pause that refuses this request ends
+    guess: Guess | None = None
     code: CodeRow | None = None
     token: TokenRow | None = None  # the refresh token presented, or the revoked/introspected one
-    user: User | None = None  # password grant: the user named; authorize: the signed-in user
-    password_ok: bool = False
-    account_paused: bool = False  # password grant: too many wrong passwords for the account
-    new_password_hash: str | None = field(default=None, repr=False)
+    # Password grant: the user the sign-in policy signed in; authorize: the signed-in user.
+    user: User | None = None
+    sign_in_paused_for: int | None = None  # password grant: sign-in paused for this long
     introspected_active: bool | None = None  # what introspection answered, for the metrics
     intents: list[Intent] = field(default_factory=list)
 

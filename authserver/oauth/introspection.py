@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from authserver.models import TokenRow
-from authserver.security.tokens import TokenKind, token_digest
-
-if TYPE_CHECKING:  # resources builds the validator, which needs this module's claims
-    from authserver.oauth.flow import Flow
-    from authserver.resources import Resources
+from authserver.oauth.flow import Flow
+from authserver.security.tokens import TokenCodec, TokenKind, token_digest
 
 INACTIVE: dict[str, Any] = {"active": False}
+
+# Finds a token's row by its digest (batched with the lookups made at the same time).
+Lookup = Callable[[bytes], Awaitable[TokenRow | None]]
 
 
 def introspection_claims(row: TokenRow, issuer: str) -> dict[str, Any] | None:
@@ -48,13 +49,19 @@ def loaded_claims(flow: Flow, token: str, issuer: str) -> dict[str, Any] | None:
     return claims
 
 
-async def introspect(res: Resources, token: str) -> dict[str, Any]:
-    """The full introspection answer for a presented token string.
+class Introspector:
+    """The full introspection answer for a token as a resource server received it (the admin
+    listener's ``POST /introspect``)."""
 
-    A token whose MAC does not verify is answered without a database query.
-    """
-    if res.tokens.kind_of(token) not in (TokenKind.ACCESS, TokenKind.REFRESH):
-        return INACTIVE
-    row = await res.lookups(token_digest(token))
-    claims = None if row is None else introspection_claims(row, res.settings.issuer)
-    return INACTIVE if claims is None else {"active": True, **claims}
+    def __init__(self, codec: TokenCodec, lookup: Lookup, issuer: str) -> None:
+        self._codec = codec
+        self._lookup = lookup
+        self._issuer = issuer
+
+    async def introspect(self, token: str) -> dict[str, Any]:
+        """A token whose MAC does not verify is answered without a database query."""
+        if self._codec.kind_of(token) not in (TokenKind.ACCESS, TokenKind.REFRESH):
+            return INACTIVE
+        row = await self._lookup(token_digest(token))
+        claims = None if row is None else introspection_claims(row, self._issuer)
+        return INACTIVE if claims is None else {"active": True, **claims}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authserver import scopes
-from authserver.oauth.server import GRANT_TYPES
+from authserver.oauth.endpoints import GRANT_TYPES
 
 
 def metadata(issuer: str) -> dict[str, Any]:

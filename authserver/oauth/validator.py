@@ -25,24 +25,20 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
 
 from authserver import scopes as scope_names
 from authserver.models import Client
-from authserver.oauth.flow import (
+from authserver.oauth.flow import Flow, current
+from authserver.oauth.intents import (
     Audit,
     ClaimCode,
-    ClearLoginFailures,
     CountAuthFailure,
-    CountLoginFailure,
-    Flow,
     IssueCode,
     IssueTokens,
-    Rehash,
     RevokeCodeFamilies,
     RevokeFamily,
     RevokeToken,
-    current,
 )
 from authserver.oauth.introspection import loaded_claims
 from authserver.security.tokens import token_digest
-from authserver.validation import login_throttle_key, redirect_matches
+from authserver.validation import redirect_matches
 
 # RFC 7636 §4.1: 43 to 128 characters of [A-Z] [a-z] [0-9] "-" "." "_" "~".
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -242,20 +238,15 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
         *a: Any,
         **kw: Any,
     ) -> bool:
-        flow = current()
         if not client.password_grant:
             # RFC 6749 §5.2 unauthorized_client; oauthlib asks about the user before it checks
             # the grant type, which would answer invalid_grant.
             raise UnauthorizedClientError(request=request)
-        if flow.user is None or not flow.password_ok:
-            flow.record(Audit("login.failed", client.client_id, None, {"via": "password_grant"}))
-            if not flow.account_paused:  # a paused account's password was not even checked
-                flow.record(CountLoginFailure(login_throttle_key(username)))
+        # The sign-in policy decided in the load phase (and counted the attempt there).
+        user = current().user
+        if user is None:
             return False
-        flow.record(ClearLoginFailures(login_throttle_key(username)))
-        if flow.new_password_hash is not None:
-            flow.record(Rehash(flow.user.user_id, flow.new_password_hash))
-        request.user = flow.user.user_id
+        request.user = user.user_id
         return True
 
     # Refresh grant (RFC 6749 §6, RFC 9700 §4.14.2)
@@ -320,6 +311,7 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
                 family_id=old.family_id or uuid.uuid4(),
                 rotated_from=old.digest,
                 refresh_scope=old.scope,
+                not_after=old.expires_at,
             )
         elif grant_type == "password" and flow.user is not None:
             intent = IssueTokens(
@@ -387,7 +379,7 @@ def _audit_failure(flow: Flow) -> None:
     client_id = flow.client.client_id if flow.client is not None else None
     flow.record(Audit("client.auth_failed", client_id, None, {"method": flow.credentials.method}))
     if client_id is not None and flow.credentials.secret is not None:
-        flow.record(CountAuthFailure(client_id))
+        flow.record(CountAuthFailure(client_id, flow.address))
 
 
 def assert_synchronous(validator: RequestValidator) -> None:

@@ -9,18 +9,12 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from hashlib import sha256
 
+from authserver.models import SecretDigest
 from authserver.security.keys import Keyring
 
 SECRET_PREFIX = "phrcs_"  # noqa: S105 -- a prefix, not a secret; recognisable in a leak, like the token prefixes
-
-
-@dataclass(frozen=True)
-class SecretDigest:
-    key_id: str
-    digest: bytes
 
 
 def generate_client_secret() -> str:

@@ -10,8 +10,10 @@ RETURNING *;
 SELECT * FROM clients WHERE client_id = $1;
 
 -- name: lock_client
--- One application, locked until the end of the transaction that reads it.
-SELECT * FROM clients WHERE client_id = $1 FOR UPDATE;
+-- One application, locked until the end of the transaction that reads it. NO KEY UPDATE: its
+-- id never changes, so tokens being issued to it (whose foreign key takes KEY SHARE on the
+-- row) are not held up by an admin change (checklist R-13).
+SELECT * FROM clients WHERE client_id = $1 FOR NO KEY UPDATE;
 
 -- name: list_clients
 -- Applications, optionally of one owner, in client id order after a cursor.
@@ -43,3 +45,7 @@ SET expires_at = CASE WHEN expires_at IS NULL
                       THEN now() + make_interval(secs => $2)
                       ELSE least(expires_at, now()) END
 WHERE client_id = $1 AND (expires_at IS NULL OR expires_at > now());
+
+-- name: client_for_auth
+-- An application as client authentication needs it, in one round trip.
+SELECT * FROM client_auth WHERE client_id = $1;

@@ -9,6 +9,11 @@ ON CONFLICT (user_id, client_id) DO UPDATE SET
     updated_at = now()
 RETURNING grant_id, scopes;
 
+-- name: active_grant
+-- A user's unrevoked grant for a client, with the scopes consented to.
+SELECT grant_id, scopes FROM grants
+WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL;
+
 -- name: list_user_grants
 -- The applications a user has authorized and not revoked, with what to show for each.
 SELECT g.client_id, g.scopes, g.created_at, g.updated_at,

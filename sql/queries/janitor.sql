@@ -57,3 +57,8 @@ DELETE FROM audit_events WHERE event_id IN (
     SELECT event_id FROM audit_events
     WHERE occurred_at < now() - make_interval(secs => $2::double precision)
     LIMIT $1);
+
+-- name: purge_client_failures
+-- Up to $1 client failure counters whose window has passed.
+DELETE FROM client_failures WHERE (client_id, kind, address) IN (
+    SELECT client_id, kind, address FROM client_failures WHERE expires_at < now() LIMIT $1);

@@ -1,22 +1,71 @@
 -- name: issue_tokens
--- Store the tokens of one or more issues (one array element per token, $1 to $10; a NULL
--- lifetime never expires) and one token.issued event per issue ($11 to $13) in one statement:
--- atomic without a transaction, and one round trip. A data-modifying WITH runs once and to
--- completion whatever the outer statement reads.
+-- Store the tokens of one or more issues (one array element per token, $1 to $11, the fields of
+-- authserver.db.rows.TokenInsert in order; a NULL lifetime never expires, and none outlives its
+-- not_after) and one token.issued event per issue ($12 to $14, the fields of AuditInsert) in
+-- one statement: atomic without a transaction, and one round trip. A data-modifying WITH runs
+-- once and to completion whatever the outer statement reads.
 WITH issued AS (
     INSERT INTO tokens (digest, kind, client_id, user_id, grant_id, family_id, code_digest, scope,
                         developer, expires_at)
     SELECT t.digest, t.kind, t.client_id, t.user_id, t.grant_id, t.family_id, t.code_digest,
-           t.scope, t.developer, now() + make_interval(secs => t.expires_in)
+           t.scope, t.developer, least(now() + make_interval(secs => t.expires_in), t.not_after)
     FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::uuid[],
-                $7::bytea[], $8::text[], $9::double precision[], $10::boolean[])
+                $7::bytea[], $8::text[], $9::double precision[], $10::boolean[],
+                $11::timestamptz[])
          AS t(digest, kind, client_id, user_id, grant_id, family_id, code_digest, scope,
-              expires_in, developer)
+              expires_in, developer, not_after)
 )
 INSERT INTO audit_events (kind, client_id, user_id, detail)
 SELECT 'token.issued', a.client_id, a.user_id, a.detail::jsonb
-FROM unnest($11::text[], $12::text[], $13::text[]) AS a(client_id, user_id, detail);
+FROM unnest($12::text[], $13::text[], $14::text[]) AS a(client_id, user_id, detail);
+
+-- name: tokens_by_digests
+-- Tokens by digest, with what introspection answers and what the refresh grant checks;
+-- the lookups in flight together go as one query (authserver.db.batches).
+SELECT * FROM token_status WHERE digest = ANY($1::bytea[]);
+
+-- name: claim_refresh_token
+-- Rotate a refresh token out; no row back means another request already used it.
+UPDATE tokens SET consumed_at = now()
+WHERE digest = $1 AND kind = 'refresh' AND consumed_at IS NULL AND revoked_at IS NULL
+  AND expires_at > now()
+RETURNING family_id;
+
+-- name: revoke_family
+-- Revoke every token descended from one authorization (refresh reuse, code replay).
+UPDATE tokens SET revoked_at = now()
+WHERE family_id = $1 AND revoked_at IS NULL;
+
+-- name: revoke_code_families
+-- Revoke what a replayed code issued, and everything refreshed from it since.
+UPDATE tokens SET revoked_at = now()
+WHERE family_id IN (SELECT family_id FROM tokens WHERE code_digest = $1 AND family_id IS NOT NULL)
+  AND revoked_at IS NULL;
+
+-- name: revoke_token
+-- Revoke one token of one client (RFC 7009 §2.1: a client revokes only its own tokens).
+UPDATE tokens SET revoked_at = now()
+WHERE digest = $1 AND client_id = $2 AND revoked_at IS NULL
+RETURNING kind, family_id;
 
 -- name: delete_developer_tokens
 -- Kill the developer tokens of a grant, before issuing the one that replaces them.
 DELETE FROM tokens WHERE grant_id = $1 AND developer;
+
+-- name: revoke_user_tokens
+-- Revoke every live token of a user (a password change or reset); how many.
+WITH revoked AS (
+    UPDATE tokens SET revoked_at = now()
+    WHERE user_id = $1 AND revoked_at IS NULL
+    RETURNING 1
+)
+SELECT count(*) FROM revoked;
+
+-- name: revoke_client_tokens
+-- Revoke every live token of a client (it was disabled); how many.
+WITH revoked AS (
+    UPDATE tokens SET revoked_at = now()
+    WHERE client_id = $1 AND revoked_at IS NULL
+    RETURNING 1
+)
+SELECT count(*) FROM revoked;

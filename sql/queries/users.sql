@@ -25,3 +25,8 @@ UPDATE users SET password_hash = $2, updated_at = now() WHERE user_id = $1;
 -- name: delete_user
 -- Delete a user; foreign keys cascade to their clients, grants, codes and tokens.
 DELETE FROM users WHERE user_id = $1 RETURNING user_id;
+
+-- name: lock_user
+-- One user, locked until the end of the transaction that reads it (NO KEY: rows that refer to
+-- the user, such as tokens being issued, are not held up).
+SELECT * FROM users WHERE user_id = $1 FOR NO KEY UPDATE;

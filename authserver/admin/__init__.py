@@ -1,1 +1,0 @@
-"""The admin API: JSON for the platform, on its own listener, behind admin bearer tokens."""

@@ -1,0 +1,83 @@
+"""What the store is given to write: one small type per row or per change, named by field.
+
+The multi-row inserts take ``NamedTuple`` rows whose field order is the order of the columns
+the query unnests (a test holds the two together); everything else is keyword arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+from uuid import UUID
+
+
+class IssuedToken(NamedTuple):
+    digest: bytes
+    kind: str  # "access" | "refresh"
+    scope: str
+    expires_in: int | None  # seconds from now by the database clock; None never expires
+    not_after: datetime | None = None  # the token expires then at the latest
+
+
+@dataclass(frozen=True)
+class Issue:
+    """What one token request issues (an access token, perhaps a refresh token, under one grant),
+    or an owner's developer token (grant type "developer": never expires)."""
+
+    grant_type: str
+    client_id: str
+    user_id: str | None
+    grant_id: int | None
+    family_id: UUID | None
+    code_digest: bytes | None
+    tokens: tuple[IssuedToken, ...]
+
+
+class TokenInsert(NamedTuple):
+    """One row of ``issue_tokens``'s ``unnest(...) AS t(...)``, in its column order."""
+
+    digest: bytes
+    kind: str
+    client_id: str
+    user_id: str | None
+    grant_id: int | None
+    family_id: UUID | None
+    code_digest: bytes | None
+    scope: str
+    expires_in: float | None
+    developer: bool
+    not_after: datetime | None
+
+
+class AuditInsert(NamedTuple):
+    """One row of ``issue_tokens``'s ``unnest(...) AS a(...)``: a ``token.issued`` event."""
+
+    client_id: str
+    user_id: str | None
+    detail: str  # JSON
+
+
+@dataclass(frozen=True)
+class NewCode:
+    digest: bytes
+    client_id: str
+    user_id: str
+    grant_id: int
+    redirect_uri: str | None  # None when the request relied on the registered default
+    scope: str
+    code_challenge: str | None
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class ClientFields:
+    """The editable columns of a client, as a whole (PATCH merges into this first)."""
+
+    name: str
+    description: str
+    website: str
+    redirect_uris: tuple[str, ...]
+    password_grant: bool
+    introspection: bool
+    active: bool

@@ -1,0 +1,142 @@
+"""Access and refresh tokens, and authorization codes: stored and looked up by digest only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+
+from authserver.db.executor import QueryGroup, columns, dumps
+from authserver.db.rows import AuditInsert, Issue, NewCode, TokenInsert
+from authserver.models import CodeRow, TokenRow
+
+_TOKEN_FIELDS = len(TokenInsert._fields)
+_AUDIT_FIELDS = len(AuditInsert._fields)
+
+
+class TokenQueries(QueryGroup):
+    __slots__ = ()
+
+    async def issue(self, issues: Sequence[Issue]) -> None:
+        """Store the tokens of these issues, and audit each issue, in one statement."""
+        rows = [
+            TokenInsert(
+                digest=token.digest,
+                kind=token.kind,
+                client_id=issue.client_id,
+                user_id=issue.user_id,
+                grant_id=issue.grant_id,
+                family_id=issue.family_id,
+                code_digest=issue.code_digest,
+                scope=token.scope,
+                expires_in=None if token.expires_in is None else float(token.expires_in),
+                developer=issue.grant_type == "developer",
+                not_after=token.not_after,
+            )
+            for issue in issues
+            for token in issue.tokens
+        ]
+        details = [{"grant_type": issue.grant_type} for issue in issues]
+        events = [
+            AuditInsert(issue.client_id, issue.user_id, dumps(detail))
+            for issue, detail in zip(issues, details, strict=True)
+        ]
+        await self._db.execute(
+            self._q["issue_tokens"],
+            *columns(rows, _TOKEN_FIELDS),
+            *columns(events, _AUDIT_FIELDS),
+        )
+        for detail in details:
+            self._audited("token.issued", detail)
+
+    async def issue_each(self, issues: list[Issue]) -> list[Exception | None]:
+        """Concurrent requests' issues in one statement (authserver.db.batches). If PostgreSQL
+        refuses it for its data (a client deleted meanwhile), each is tried alone, so one
+        request's problem does not become the others'."""
+        try:
+            await self.issue(issues)
+        except asyncpg.PostgresError:
+            if len(issues) == 1:
+                raise
+        else:
+            return [None] * len(issues)
+        results: list[Exception | None] = []
+        for issue in issues:
+            try:
+                await self.issue([issue])
+            except asyncpg.PostgresError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
+    async def by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
+        """The token of each digest, or None, in the order asked (authserver.db.batches)."""
+        rows = await self._db.fetch(self._q["tokens_by_digests"], digests)
+        found = {row["digest"]: TokenRow.from_row(row) for row in rows}
+        return [found.get(digest) for digest in digests]
+
+    async def claim_refresh(self, digest: bytes) -> bool:
+        """Rotate a refresh token out; False when it was already used or revoked."""
+        return await self._db.fetchrow(self._q["claim_refresh_token"], digest) is not None
+
+    async def revoke_family(self, family_id: UUID) -> None:
+        await self._db.execute(self._q["revoke_family"], family_id)
+
+    async def revoke_code_families(self, code_digest: bytes) -> None:
+        await self._db.execute(self._q["revoke_code_families"], code_digest)
+
+    async def revoke(self, digest: bytes, client_id: str) -> tuple[str, UUID | None] | None:
+        """Revoke a client's own token; its kind and family, or None if nothing was revoked."""
+        row = await self._db.fetchrow(self._q["revoke_token"], digest, client_id)
+        return None if row is None else (row["kind"], row["family_id"])
+
+    async def revoke_of_user(self, user_id: str) -> int:
+        """Revoke every live token of a user; how many."""
+        return int(await self._db.fetchval(self._q["revoke_user_tokens"], user_id))
+
+    async def revoke_of_client(self, client_id: str) -> int:
+        """Revoke every live token of a client; how many."""
+        return int(await self._db.fetchval(self._q["revoke_client_tokens"], client_id))
+
+    async def delete_developer_tokens(self, grant_id: int) -> None:
+        await self._db.execute(self._q["delete_developer_tokens"], grant_id)
+
+
+class CodeQueries(QueryGroup):
+    __slots__ = ()
+
+    async def insert(self, code: NewCode) -> bool:
+        """Store a code; whether another code of its client had the same PKCE challenge."""
+        return bool(
+            await self._db.fetchval(
+                self._q["insert_code"],
+                code.digest,
+                code.client_id,
+                code.user_id,
+                code.grant_id,
+                code.redirect_uri,
+                code.scope,
+                code.code_challenge,
+                None if code.code_challenge is None else "S256",
+                float(code.expires_in),
+            )
+        )
+
+    async def by_digest(self, digest: bytes) -> CodeRow | None:
+        row = await self._db.fetchrow(self._q["code_by_digest"], digest)
+        return None if row is None else CodeRow.from_row(row)
+
+    async def claim(self, digest: bytes) -> bool:
+        """Consume a code; False when another request (or an earlier one) already did."""
+        return await self._db.fetchval(self._q["claim_code"], digest) is not None
+
+    async def delete_unredeemed(
+        self, *, user_id: str | None = None, client_id: str | None = None
+    ) -> None:
+        """Codes of a user, or of a client, that were not redeemed yet never will be."""
+        if user_id is not None:
+            await self._db.execute(self._q["delete_unredeemed_codes_of_user"], user_id)
+        if client_id is not None:
+            await self._db.execute(self._q["delete_unredeemed_codes_of_client"], client_id)

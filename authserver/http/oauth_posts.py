@@ -1,0 +1,153 @@
+"""The token, revocation and introspection endpoints, served as raw ASGI.
+
+They are the hot paths: every Phraseanet API request is introspected, and service clients
+fetch tokens constantly. So they skip Starlette's router, middleware, request and response
+objects: a dict lookup on the exact path, the three headers they read, and two ASGI messages
+with the answer. Everything else on the public listener goes on to the Starlette app.
+
+This module is the HTTP intake: it checks what RFC 6749 asks of the request itself (POST, no
+query, a bounded urlencoded UTF-8 body, one client authentication) and hands the parsed
+request to the bridge (authserver.oauth.bridge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from authserver.answer import Answer
+from authserver.errors import InvalidRequest, ProtocolError
+from authserver.http.body import read_asgi_body
+from authserver.http.deadlines import TOO_SLOW, Deadlines
+from authserver.http.errors import failure
+from authserver.http.observe import REQUEST_ID, Observer
+from authserver.logs import request_id
+from authserver.oauth.bridge import Bridge, TokenRequest
+from authserver.oauth.flow import Endpoint
+from authserver.oauth.params import client_credentials, parse_form
+from authserver.oauth.responses import error_of, oauth_error
+
+log = logging.getLogger("authserver")
+
+MAX_BODY = 16 * 1024  # bytes; an OAuth form is a few hundred
+FORM = "application/x-www-form-urlencoded"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The matched path template, as the access log and the metrics name it."""
+
+    path: str
+    endpoint: Endpoint
+
+
+ROUTES = {
+    route.path: route
+    for route in (
+        Route("/oauth2/token", "token"),
+        Route("/api/oauthv2/token", "token"),  # Phraseanet's path for old clients
+        Route("/oauth2/revoke", "revoke"),
+        Route("/oauth2/introspect", "introspect"),
+    )
+}
+
+_READ = frozenset({b"content-type", b"content-length", b"authorization"})
+
+_METHOD_NOT_ALLOWED = oauth_error(
+    405, "method_not_allowed", "Method Not Allowed", [(b"allow", b"POST")]
+)
+
+
+async def send_answer(send: Send, answer: Answer, *extra: tuple[bytes, bytes]) -> None:
+    """An answer, in the two ASGI messages of a response."""
+    headers = [*answer.headers, *extra] if extra else answer.headers
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+CLIENT_CLOSED = 499  # the status the access log and metrics give a request whose client left
+
+
+class OAuthPosts:
+    def __init__(
+        self, app: ASGIApp, bridge: Bridge, observer: Observer, *, deadlines: Deadlines
+    ) -> None:
+        self.app = app  # everything else
+        self.bridge = bridge
+        self.observer = observer  # what ObserveMiddleware does, done here without wrapping send
+        self.deadlines = deadlines
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = route
+        rid, raw_id = self.observer.request_id(scope)
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+        client_id: str | None = None
+        try:
+            answer, client_id = await self._answer(scope, receive, route.endpoint)
+            if answer is None:
+                status = CLIENT_CLOSED
+            else:
+                status = answer.status
+                await send_answer(send, answer, (REQUEST_ID, raw_id))
+        finally:
+            self.observer.done(scope, rid, route.path, status, started, client_id)
+            request_id.reset(token)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, endpoint: Endpoint
+    ) -> tuple[Answer | None, str | None]:
+        if scope["method"] != "POST":
+            return _METHOD_NOT_ALLOWED, None
+        task = self.deadlines.enter()
+        try:
+            request = await _intake(scope, receive, endpoint)
+            handled = await self.bridge.handle(request)
+        except ClientDisconnect:
+            return None, None  # nobody to answer; nothing was stored for a request not read
+        except ProtocolError as exc:
+            return error_of(exc), None
+        except asyncio.CancelledError:
+            if self.deadlines.cut_off(task):
+                log.warning("request cut off after %s s", self.deadlines.seconds)
+                return TOO_SLOW, None
+            raise
+        except Exception as exc:
+            failed = failure(scope["method"], scope["path"], exc)
+            return (failed if isinstance(failed, Answer) else error_of(failed)), None
+        finally:
+            self.deadlines.leave(task)
+        return handled.answer, handled.client_id
+
+
+async def _intake(scope: Scope, receive: Receive, endpoint: Endpoint) -> TokenRequest:
+    wanted: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        # The first of a repeated header counts, as with Starlette's Headers.get.
+        if name in _READ and name not in wanted:
+            wanted[name] = value.decode("latin-1")
+    if scope["query_string"]:
+        raise InvalidRequest("URL query parameters are not allowed")
+    media_type, _, options = wanted.get(b"content-type", "").partition(";")
+    charset = options.strip().lower()
+    if media_type.strip().lower() != FORM or charset not in ("", "charset=utf-8"):
+        raise InvalidRequest(f"the body must be {FORM} (UTF-8)")
+    try:
+        body = await read_asgi_body(receive, wanted.get(b"content-length"), MAX_BODY)
+    except HTTPException:
+        raise InvalidRequest(f"the body must be at most {MAX_BODY} bytes") from None
+    params = parse_form(body)
+    credentials = client_credentials(wanted.get(b"authorization"), params)
+    client = scope.get("client")
+    return TokenRequest(endpoint, params, credentials, client[0] if client else "unknown")

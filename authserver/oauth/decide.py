@@ -1,0 +1,75 @@
+"""The decide phase: oauthlib answers the request from what the load phase put in its ``Flow``.
+
+Synchronous and without I/O: the validator reads the flow and records write intents in it
+(tests/test_bridge.py holds that line with an audit hook).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+from authserver.answer import Answer
+from authserver.oauth.endpoints import OAuthEndpoints
+from authserver.oauth.flow import Flow, active
+from authserver.oauth.introspection import INACTIVE, loaded_claims
+from authserver.oauth.params import encode_form
+from authserver.oauth.responses import Triple, oauth_error, oauth_response
+
+log = logging.getLogger("authserver.oauth")
+
+FORM = "application/x-www-form-urlencoded"
+
+# What oauthlib's IntrospectEndpoint answers a valid request with.
+_INTROSPECTION_HEADERS = {
+    "Content-Type": "application/json",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+}
+INACTIVE_ANSWER = oauth_response(_INTROSPECTION_HEADERS, json.dumps(INACTIVE), 200)
+_SERVER_ERROR = oauth_error(500, "server_error", "an unexpected error occurred")
+_UNPARSED = oauth_error(400, "invalid_request", "the request could not be parsed")
+
+
+class Decider:
+    def __init__(self, endpoints: OAuthEndpoints, issuer: str) -> None:
+        self._issuer = issuer
+        self._calls: dict[str, tuple[Callable[..., Triple], str]] = {
+            "token": (endpoints.token.create_token_response, f"{issuer}/oauth2/token"),
+            "revoke": (endpoints.revocation.create_revocation_response, f"{issuer}/oauth2/revoke"),
+            "introspect": (
+                endpoints.introspection.create_introspect_response,
+                f"{issuer}/oauth2/introspect",
+            ),
+        }
+
+    def decide(self, flow: Flow, params: dict[str, str]) -> Answer:
+        """Run oauthlib over the loaded flow."""
+        token = params.get("token")
+        if flow.endpoint == "introspect" and token and flow.client_passes():
+            # The hottest request there is, and one oauthlib has nothing to refuse in: its
+            # IntrospectEndpoint checks the method, the query, the token and the client (all
+            # settled by now), then answers the validator's claims. Building its Request costs
+            # more than the rest of the decision, so the answer is made here, the same way
+            # (tests/test_bridge.py compares the two).
+            claims = loaded_claims(flow, token, self._issuer)
+            if claims is None:
+                return INACTIVE_ANSWER
+            body = json.dumps({"active": True, **claims})
+            return oauth_response(_INTROSPECTION_HEADERS, body, 200)
+        call, uri = self._calls[flow.endpoint]
+        # Only the parsed, deduplicated parameters reach oauthlib, and no credentials in headers.
+        headers = {"Content-Type": FORM}
+        with active(flow):
+            try:
+                return oauth_response(*call(uri, "POST", encode_form(params), headers))
+            except OAuth2Error as exc:
+                return oauth_response(dict(exc.headers or {}), exc.json, exc.status_code)
+            except ValueError:
+                return _UNPARSED
+            except NotImplementedError:
+                log.exception("the validator broke oauthlib's contract")
+                return _SERVER_ERROR

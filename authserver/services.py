@@ -1,0 +1,269 @@
+"""The composition root: where the server's parts are built and wired, and nowhere else.
+
+Everything below takes what it needs as constructor or function parameters; only this module
+knows the whole graph. ``open_services`` opens the pool and builds every part (commands use
+it as it is); ``public_app``/``admin_app`` assemble the two ASGI apps from those parts (what
+``authserver serve`` runs); ``create_apps`` wraps both for an ASGI server that starts them
+itself through the lifespan protocol (tests, embedding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp
+
+from authserver import janitor
+from authserver.audit import AuditTrail
+from authserver.clients import ClientRules, Clients
+from authserver.config import Settings
+from authserver.db.batches import Batches
+from authserver.db.client_cache import ClientCache
+from authserver.db.migrate import migrate
+from authserver.db.pool import create_pool
+from authserver.db.rows import Issue
+from authserver.db.store import Store
+from authserver.http import apps
+from authserver.http.admin import AdminApi
+from authserver.http.admin_auth import AdminTokens
+from authserver.http.authorize import AuthorizePages
+from authserver.http.browser import Browser
+from authserver.http.health import Health
+from authserver.http.logout import LogoutPages
+from authserver.http.observe import Observer
+from authserver.http.pages import Pages
+from authserver.http.session import Signer
+from authserver.metrics import Metrics
+from authserver.models import TokenRow
+from authserver.oauth.apply import Applier, ClientPause, Lifetimes
+from authserver.oauth.authorization import Authorization
+from authserver.oauth.bridge import Bridge
+from authserver.oauth.decide import Decider
+from authserver.oauth.endpoints import build_endpoints
+from authserver.oauth.guesses import Guesses, GuessLimits
+from authserver.oauth.introspection import Introspector
+from authserver.oauth.load import Loader
+from authserver.oauth.metadata import metadata
+from authserver.security.client_secrets import SecretHasher
+from authserver.security.keys import Keyring
+from authserver.security.passwords import Passwords
+from authserver.security.tokens import TokenCodec
+from authserver.signin import SignInLimits, SignInPolicy
+from authserver.users import Users
+
+log = logging.getLogger("authserver")
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Services:
+    """The built parts, for the apps and the commands that use them."""
+
+    settings: Settings
+    store: Store
+    metrics: Metrics
+    users: Users
+    clients: Clients
+    bridge: Bridge
+    introspector: Introspector
+    authorize: AuthorizePages
+    logout: LogoutPages
+    health: Health
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, *, background: bool = False, clock: Clock = time.time
+) -> AsyncIterator[Services]:
+    """Open the pool and build every part; ``background`` also runs the janitor and follows
+    client changes (a server does, a one-off command does not)."""
+    pool = await create_pool(settings)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if settings.migrate_on_start:
+            async with pool.acquire() as conn:
+                try:
+                    applied = await migrate(conn)
+                finally:
+                    await conn.reset()  # the migration lock is session state
+            if applied:
+                log.info("applied migrations: %s", ", ".join(applied))
+        metrics = Metrics()
+        metrics.watch_pool(lambda: (pool.get_size(), pool.get_idle_size()))
+        store = Store(pool, on_audit=metrics.observe_audit)
+        client_cache = ClientCache(store, settings.client_cache_ttl if background else 0)
+        if background and settings.client_cache_ttl > 0:
+            assert settings.database_url is not None  # create_pool needed it
+            tasks.append(asyncio.create_task(client_cache.listen(settings.database_url)))
+        if background and settings.janitor_interval > 0:
+            tasks.append(
+                asyncio.create_task(janitor.run_forever(store, settings, metrics.observe_janitor))
+            )
+        yield _build(settings, store, metrics, client_cache, clock)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        await pool.close()
+
+
+def _build(
+    settings: Settings, store: Store, metrics: Metrics, client_cache: ClientCache, clock: Clock
+) -> Services:
+    keyring = Keyring(settings.secret_keys)
+    codec = TokenCodec(keyring)
+    secrets = SecretHasher(keyring)
+    passwords = Passwords(settings.argon2, max_wait=settings.argon2_max_wait)
+    lookups: Batches[bytes, TokenRow | None] = Batches(store.tokens.by_digests)
+    issues: Batches[Issue, None] = Batches(store.tokens.issue_each)
+    sign_in = SignInPolicy(
+        store,
+        passwords,
+        SignInLimits(
+            per_account=settings.login_max_failures,
+            per_address=settings.login_max_failures_per_address,
+            window=settings.login_lockout,
+        ),
+    )
+    endpoints = build_endpoints(
+        settings.issuer,
+        pkce_required_for_all=settings.pkce_required_for_all,
+        access_token_ttl=settings.access_token_ttl,
+        codec=codec,
+    )
+    bridge = Bridge(
+        Loader(
+            store=store,
+            clients=client_cache,
+            secrets=secrets,
+            codec=codec,
+            lookup=lookups,
+            sign_in=sign_in,
+        ),
+        Decider(endpoints, settings.issuer),
+        Applier(
+            store,
+            issues,
+            Lifetimes(settings.access_token_ttl, settings.refresh_token_ttl),
+            ClientPause(settings.client_max_failures, settings.login_lockout),
+        ),
+        Guesses(
+            store,
+            GuessLimits(
+                settings.client_max_guesses,
+                settings.introspection_max_guesses,
+                settings.login_lockout,
+            ),
+            metrics.guessed,
+        ),
+        on_introspected=metrics.introspected,
+        on_paused=metrics.refused_paused,
+    )
+    browser = Browser(
+        store,
+        Signer(keyring, clock),
+        Pages(https=settings.issuer.startswith("https://")),
+        issuer=settings.issuer,
+        session_ttl=settings.session_ttl,
+    )
+    authorization = Authorization(
+        endpoints, client_cache, store, issuer=settings.issuer, code_ttl=settings.code_ttl
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        metrics=metrics,
+        users=Users(store, passwords),
+        clients=Clients(
+            store,
+            secrets,
+            codec,
+            ClientRules(settings.secret_overlap, settings.allow_http_redirects),
+        ),
+        bridge=bridge,
+        introspector=Introspector(codec, lookups, settings.issuer),
+        authorize=AuthorizePages(
+            authorization, browser, sign_in, store, code_ttl=settings.code_ttl
+        ),
+        logout=LogoutPages(browser),
+        health=Health(store.ping),
+    )
+
+
+def public_app(services: Services) -> ASGIApp:
+    return apps.public_app(
+        bridge=services.bridge,
+        observer=Observer(services.metrics, "public"),
+        health=services.health,
+        authorize=services.authorize,
+        logout=services.logout,
+        metadata=metadata(services.settings.issuer),
+        deadline=services.settings.request_timeout,
+    )
+
+
+def admin_app(services: Services) -> ASGIApp:
+    metrics = services.metrics
+    return apps.admin_app(
+        api=AdminApi(
+            services.users,
+            services.clients,
+            AuditTrail(services.store),
+            services.introspector,
+            metrics.introspected,
+        ),
+        health=services.health,
+        metrics=metrics,
+        tokens=AdminTokens(services.settings.admin_tokens),
+        observer=Observer(metrics, "admin"),
+        deadline=services.settings.request_timeout,
+    )
+
+
+class _Shared:
+    """One set of services for the public and the admin app of one process: the first app to
+    start opens it (with the janitor), the last one to stop closes it."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._users = 0
+        self._stack: AsyncExitStack | None = None
+        self._services: Services | None = None
+
+    @asynccontextmanager
+    async def app(self, build: Callable[[Services], ASGIApp]) -> AsyncIterator[ASGIApp]:
+        async with self._lock:
+            if self._services is None:
+                stack = AsyncExitStack()
+                self._services = await stack.enter_async_context(
+                    open_services(self._settings, background=True, clock=self._clock)
+                )
+                self._stack = stack
+            self._users += 1
+            services = self._services
+        try:
+            yield build(services)
+        finally:
+            async with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._stack is not None:
+                    stack, self._stack, self._services = self._stack, None, None
+                    await stack.aclose()
+
+
+def create_apps(settings: Settings, *, clock: Clock = time.time) -> tuple[ASGIApp, ASGIApp]:
+    """The public and the admin app, started and stopped by the ASGI lifespan protocol."""
+    shared = _Shared(settings, clock)
+    return (
+        apps.Started(lambda: shared.app(public_app)),
+        apps.Started(lambda: shared.app(admin_app)),
+    )

@@ -1,1 +1,0 @@
-"""HTTP pieces both listeners use: JSON errors, bounded bodies, health."""
