@@ -131,6 +131,7 @@ def _build(
             per_address=settings.login_max_failures_per_address,
             window=settings.login_lockout,
         ),
+        site_key=settings.phraseanet_site_key,
     )
     endpoints = build_endpoints(
         settings.issuer,
