@@ -153,6 +153,8 @@ async def _clients_create(services: Services, args: argparse.Namespace) -> Any:
     }
     if args.redirect_uri:
         payload["redirect_uris"] = args.redirect_uri
+    if args.no_require_pkce:
+        payload["require_pkce"] = False
     registered = await services.clients.create(payload)
     return {**client_json(registered.client), "client_secret": registered.client_secret}
 
@@ -241,6 +243,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--password-grant", action="store_true")
     create.add_argument("--introspection", action="store_true")
+    create.add_argument(
+        "--no-require-pkce",
+        action="store_true",
+        help="let this web application redeem codes without PKCE (legacy SDKs; desktop "
+        "applications always need it); the default follows AUTHSERVER_PKCE_REQUIRED_FOR_ALL",
+    )
     create.set_defaults(run=_with_resources(_clients_create))
     listing = clients_cmd.add_parser("list", help="list applications")
     listing.add_argument("--owner", help="only this user's applications")

@@ -69,6 +69,7 @@ class Client:
     active: bool
     created_at: datetime
     updated_at: datetime
+    require_pkce: bool = True  # D17: desktop (public) clients always do
 
     @property
     def is_public(self) -> bool:
@@ -90,6 +91,7 @@ class Client:
             active=row["active"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            require_pkce=row["require_pkce"],
         )
 
 

@@ -135,7 +135,6 @@ def _build(
     )
     endpoints = build_endpoints(
         settings.issuer,
-        pkce_required_for_all=settings.pkce_required_for_all,
         access_token_ttl=settings.access_token_ttl,
         codec=codec,
     )
@@ -186,7 +185,11 @@ def _build(
             store,
             secrets,
             codec,
-            ClientRules(settings.secret_overlap, settings.allow_http_redirects),
+            ClientRules(
+                settings.secret_overlap,
+                settings.allow_http_redirects,
+                require_pkce=settings.pkce_required_for_all,
+            ),
         ),
         bridge=bridge,
         introspector=Introspector(codec, lookups, settings.issuer),

@@ -81,3 +81,4 @@ class ClientFields:
     password_grant: bool
     introspection: bool
     active: bool
+    require_pkce: bool
