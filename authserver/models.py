@@ -161,6 +161,7 @@ class TokenRow:
     revoked: bool
     live: bool  # unexpired by the database clock
     client_active: bool
+    legacy: bool = False  # imported from Phraseanet (D9): looked up apart, see oauth/legacy
 
     @property
     def active(self) -> bool:
