@@ -269,6 +269,16 @@ async def test_built_in_apps_are_dropped(
     assert report.skipped["ApiApplications"] == 1
 
 
+async def test_app_with_an_unusable_client_id_is_skipped(
+    appbox: Appbox, database_url: str, db: asyncpg.Connection
+) -> None:
+    """D12: a client_id authserver cannot hold (a space, a dot) is skipped and reported."""
+    appbox.app(appbox.user("owner"), client_id="my.app id")
+    report = await run_import(database_url, appbox)
+    assert await db.fetchval("SELECT count(*) FROM clients") == 0
+    assert findings(report, "ApiApplications", "D12")
+
+
 async def test_deactivated_app_is_imported_active(
     appbox: Appbox, database_url: str, db: asyncpg.Connection
 ) -> None:

@@ -15,6 +15,7 @@ from authserver.errors import ImportFailed
 from authserver.phraseanet.progress import Progress
 from authserver.phraseanet.report import Report
 from authserver.phraseanet.source import AppboxUrl
+from authserver.security.tokens import token_digest
 from tests import conftest
 from tests.mariadb_server import READER_PASSWORD
 from tests.phraseanet_support import SITE_KEY, Appbox, alnum, hmac_hash, nonce, run_import
@@ -342,3 +343,29 @@ def test_progress_is_silent_off_a_terminal() -> None:
     progress.advance(10)
     progress.finish()
     assert stream.getvalue() == ""
+
+
+def test_cli_takes_the_token_ttl(cli: Cli, appbox: Appbox, database_url: str) -> None:
+    """--legacy-token-ttl 30d makes imported flow tokens expire 30 days after the import."""
+    made = fill(appbox, users=1)
+    assert cli("import", "phraseanet", appbox.url, "--legacy-token-ttl", "30d").status == 0
+    days = fetch_days(database_url, made["tokens"][1])
+    assert 29.9 < days <= 30.0
+
+
+def test_cli_refuses_a_bad_token_ttl(cli: Cli, appbox: Appbox) -> None:
+    """A TTL that is no duration is refused before anything is read."""
+    with pytest.raises(SystemExit):
+        cli("import", "phraseanet", appbox.url, "--legacy-token-ttl", "soon")
+
+
+def fetch_days(database_url: str, token: str) -> float:
+    """Days from now until the stored token expires."""
+    from tests.test_cli import fetchval
+
+    seconds = fetchval(
+        database_url,
+        "SELECT extract(epoch FROM expires_at - now()) FROM tokens WHERE digest = $1",
+        token_digest(token),
+    )
+    return float(seconds) / 86400
