@@ -9,23 +9,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from authserver import clients, janitor
-from authserver.config import Settings
+from authserver.config import Settings, parse_duration
 from authserver.db.migrate import migrate
 from authserver.db.pool import create_pool
-from authserver.errors import AdminError, AuthServerError, ConfigError
+from authserver.db.store import Store
+from authserver.errors import AdminError, AuthServerError, ConfigError, ImportFailed, Malformed
 from authserver.logs import configure_logging
 from authserver.serialize import client_json, user_json
 from authserver.services import Services, open_services
+
+if TYPE_CHECKING:
+    from authserver.phraseanet.report import Report
 
 Command = Callable[[Services, argparse.Namespace], Awaitable[Any]]
 
@@ -54,7 +60,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 130
 
 
-_KINDS = {"MigrationError": "migration error: "}
+_KINDS = {"MigrationError": "migration error: ", "ImportFailed": "import failed: "}
 
 
 @contextmanager
@@ -112,6 +118,47 @@ def _janitor(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_phraseanet(settings: Settings, args: argparse.Namespace) -> int:
+    from authserver.phraseanet.importer import ImportOptions, import_appbox
+    from authserver.phraseanet.progress import Progress
+    from authserver.phraseanet.source import AppboxUrl
+
+    url = AppboxUrl.parse(args.appbox_url)
+
+    # Batches of thousands of rows are no requests: the per-request bounds do not apply.
+    bulk = dataclasses.replace(settings, db_statement_timeout=600, db_lock_timeout=60)
+
+    async def run() -> Report:
+        pool = await create_pool(bulk)
+        try:
+            async with pool.acquire() as conn:
+                if args.dry_run:
+                    if await conn.fetchval("SELECT to_regclass('phraseanet_import')") is None:
+                        raise ImportFailed("the database is not migrated: run authserver migrate")
+                else:
+                    await migrate(conn)
+            options = ImportOptions(dry_run=args.dry_run, legacy_token_ttl=args.legacy_token_ttl)
+            return await import_appbox(Store(pool), url, settings, options, Progress(sys.stderr))
+        finally:
+            await pool.close()
+
+    report = asyncio.run(run())
+    if args.report is not None:
+        report.write(args.report)
+    print("\n".join(report.summary()))
+    return 0
+
+
+def _ttl(raw: str) -> int:
+    try:
+        seconds = parse_duration(raw)
+    except Malformed as exc:
+        raise argparse.ArgumentTypeError(exc.description) from None
+    if not 3600 <= seconds <= 3650 * 86400:
+        raise argparse.ArgumentTypeError("must be between 1h and 3650d")
+    return seconds
+
+
 def _with_resources(command: Command) -> Callable[[Settings, argparse.Namespace], int]:
     def run(settings: Settings, args: argparse.Namespace) -> int:
         async def go() -> Any:
@@ -153,6 +200,8 @@ async def _clients_create(services: Services, args: argparse.Namespace) -> Any:
     }
     if args.redirect_uri:
         payload["redirect_uris"] = args.redirect_uri
+    if args.no_require_pkce:
+        payload["require_pkce"] = False
     registered = await services.clients.create(payload)
     return {**client_json(registered.client), "client_secret": registered.client_secret}
 
@@ -209,6 +258,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     janitor_cmd.set_defaults(run=_janitor)
 
+    import_cmd = commands.add_parser("import", help="import from another server").add_subparsers(
+        dest="source", required=True, metavar="SOURCE"
+    )
+    phraseanet = import_cmd.add_parser(
+        "phraseanet",
+        help="import a Phraseanet appbox: users, applications, grants, tokens (docs/phraseanet.md)",
+    )
+    phraseanet.add_argument(
+        "appbox_url", metavar="APPBOX_URL", help="mysql://USER:PASSWORD@HOST:PORT/DATABASE"
+    )
+    phraseanet.add_argument(
+        "--dry-run", action="store_true", help="read everything, write nothing, report"
+    )
+    phraseanet.add_argument(
+        "--report", type=Path, metavar="FILE", help="write the JSON report to FILE"
+    )
+    phraseanet.add_argument(
+        "--legacy-token-ttl",
+        type=_ttl,
+        default=90 * 86400,
+        metavar="DURATION",
+        help="how long imported flow tokens stay valid (default 90d; developer tokens never "
+        "expire)",
+    )
+    phraseanet.set_defaults(run=_import_phraseanet)
+
     users_cmd = commands.add_parser("users", help="provision users").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -241,6 +316,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--password-grant", action="store_true")
     create.add_argument("--introspection", action="store_true")
+    create.add_argument(
+        "--no-require-pkce",
+        action="store_true",
+        help="let this web application redeem codes without PKCE (legacy SDKs; desktop "
+        "applications always need it); the default follows AUTHSERVER_PKCE_REQUIRED_FOR_ALL",
+    )
     create.set_defaults(run=_with_resources(_clients_create))
     listing = clients_cmd.add_parser("list", help="list applications")
     listing.add_argument("--owner", help="only this user's applications")

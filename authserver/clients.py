@@ -41,6 +41,7 @@ _EDITABLE = {
     "redirect_uris": Field(list, max_length=MAX_REDIRECT_URIS),
     "password_grant": Field(bool),
     "introspection": Field(bool),
+    "require_pkce": Field(bool),
 }
 CREATE_FIELDS = {
     **_EDITABLE,
@@ -76,6 +77,7 @@ class ClientRules:
 
     secret_overlap: int  # seconds a rotated-out secret keeps working
     allow_http_redirects: bool  # web apps may register plain-http redirect URIs
+    require_pkce: bool = True  # a new web app's default (AUTHSERVER_PKCE_REQUIRED_FOR_ALL)
 
 
 class Clients:
@@ -100,6 +102,9 @@ class Clients:
             password_grant=data.get("password_grant", False),
             introspection=data.get("introspection", False),
             active=True,
+            require_pkce=_require_pkce(
+                client_type, data.get("require_pkce"), default=self._rules.require_pkce
+            ),
         )
         secret = None if client_type == "desktop" else generate_client_secret()
         for attempt in range(_ID_ATTEMPTS):
@@ -149,6 +154,10 @@ class Clients:
             if "redirect_uris" in data:
                 data["redirect_uris"] = self._redirect_uris(
                     current.client_type, data["redirect_uris"]
+                )
+            if "require_pkce" in data:
+                data["require_pkce"] = _require_pkce(
+                    current.client_type, data["require_pkce"], default=current.require_pkce
                 )
             fields = replace(_fields_of(current), **data)
             client = await tx.clients.update(client_id, fields)
@@ -225,7 +234,18 @@ def _fields_of(client: Client) -> ClientFields:
         password_grant=client.password_grant,
         introspection=client.introspection,
         active=client.active,
+        require_pkce=client.require_pkce,
     )
+
+
+def _require_pkce(client_type: str, wanted: bool | None, *, default: bool) -> bool:
+    """D17: a web app may go without PKCE (legacy SDKs); a desktop app never may, since PKCE is
+    all that binds its code to it (RFC 8252 §8.1)."""
+    if client_type == "desktop":
+        if wanted is False:
+            raise InvalidInput("require_pkce: desktop applications always require PKCE")
+        return True
+    return default if wanted is None else wanted
 
 
 def _not_blank(field: str, value: str) -> str:

@@ -86,8 +86,11 @@ class Settings:
     pool_max_size: int = 10
     migrate_on_start: bool = True
     allow_http_redirects: bool = False
-    pkce_required_for_all: bool = True  # RFC 9700 §2.1.1; false: only public clients need it
+    pkce_required_for_all: bool = True  # RFC 9700 §2.1.1: new clients' require_pkce default
     log_level: str = "INFO"
+    # Phraseanet's main.key, exactly as its configuration.yml has it (D1, D3): verifies the
+    # HMAC-SHA512 hashes of imported users. Kept out of repr like every key.
+    phraseanet_site_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -144,6 +147,7 @@ class Settings:
             allow_http_redirects=env.get("ALLOW_HTTP_REDIRECTS", parse_bool, False),
             pkce_required_for_all=env.get("PKCE_REQUIRED_FOR_ALL", parse_bool, True),
             log_level=env.get("LOG_LEVEL", _parse_log_level, "INFO"),
+            phraseanet_site_key=env.exact("PHRASEANET_SITE_KEY", _parse_site_key),
         ).checked()
 
     def checked(self) -> Settings:
@@ -163,6 +167,14 @@ class _Env:
         raw = self._environ.get(PREFIX + name, "").strip()
         if not raw:
             return default
+        return self._parse(name, parse, raw)
+
+    def exact(self, name: str, parse: Callable[[str], T]) -> T | None:
+        """The value as it is, spaces included (None when unset or empty): for a key that
+        another program uses verbatim."""
+        raw = self._environ.get(PREFIX + name, "")
+        if not raw:
+            return None
         return self._parse(name, parse, raw)
 
     def require(self, name: str, parse: Callable[[str], T]) -> T:
@@ -259,6 +271,14 @@ def _parse_key_list(raw: str) -> tuple[str, ...]:
     if any(len(key) < MIN_KEY_LENGTH for key in keys):
         raise Malformed(f"every entry must be at least {MIN_KEY_LENGTH} characters")
     return keys
+
+
+def _parse_site_key(raw: str) -> str:
+    """Phraseanet hashes with main.key as its YAML has it, surrounding spaces included, so the
+    value is not trimmed; a blank one is refused, as Phraseanet's PasswordEncoder refuses it."""
+    if not raw.strip():
+        raise Malformed("the site key is blank")
+    return raw
 
 
 def _parse_database_url(raw: str) -> str:

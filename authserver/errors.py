@@ -5,6 +5,7 @@ HTTP edge (an answer) or in the CLI (a line and an exit status).
      ├── ConfigError                 a setting is missing or malformed (exit status 2)
      │    └── Malformed              a parser's complaint about a value, before it names the setting
      ├── MigrationError              the database's migrations are not this version's
+     ├── ImportFailed                the Phraseanet import cannot go on (appbox, URL, report)
      ├── Unavailable                 503 temporarily_unavailable, retry after ``retry_after`` s
      │    ├── DatabaseUnavailable    PostgreSQL is unreachable, frozen, read-only or overloaded
      │    └── Overloaded             work shed before it was queued (argon2, connections)
@@ -47,6 +48,11 @@ class Malformed(ConfigError):
 
 class MigrationError(AuthServerError):
     """The database holds migrations that do not match the ones shipped with this version."""
+
+
+class ImportFailed(AuthServerError):
+    """The Phraseanet import cannot go on: the appbox URL is wrong, the appbox cannot be read,
+    the report cannot be written. Never quotes the URL's password or a driver's message."""
 
 
 class Unavailable(AuthServerError):

@@ -10,6 +10,24 @@ from uuid import UUID
 from asyncpg import Record
 
 ClientType = Literal["web", "desktop"]
+LegacyScheme = Literal["phraseanet-hmac-sha512", "phraseanet-sha256"]
+
+
+@dataclass(frozen=True)
+class LegacyPassword:
+    """A Phraseanet hash wrapped in argon2 (D1): how to compute its hex from a password again."""
+
+    scheme: LegacyScheme
+    salt: str | None = field(repr=False)  # Phraseanet's nonce; None concatenates as ""
+    source: bytes = field(repr=False)  # legacy_source: which source row was wrapped
+
+    @classmethod
+    def from_row(cls, row: Record) -> LegacyPassword | None:
+        # Rows of queries that name their columns may not carry these.
+        scheme = row.get("legacy_scheme")
+        if scheme is None:
+            return None
+        return cls(scheme, row["legacy_salt"], row["legacy_source"])
 
 
 @dataclass(frozen=True)
@@ -21,6 +39,7 @@ class User:
     password_hash: str | None = field(repr=False)
     created_at: datetime
     updated_at: datetime
+    legacy: LegacyPassword | None = field(default=None, repr=False)  # a wrapped Phraseanet hash
 
     @classmethod
     def from_row(cls, row: Record) -> User:
@@ -32,6 +51,7 @@ class User:
             password_hash=row["password_hash"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            legacy=LegacyPassword.from_row(row),
         )
 
 
@@ -49,6 +69,7 @@ class Client:
     active: bool
     created_at: datetime
     updated_at: datetime
+    require_pkce: bool = True  # D17: desktop (public) clients always do
 
     @property
     def is_public(self) -> bool:
@@ -70,6 +91,7 @@ class Client:
             active=row["active"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            require_pkce=row["require_pkce"],
         )
 
 
@@ -139,6 +161,7 @@ class TokenRow:
     revoked: bool
     live: bool  # unexpired by the database clock
     client_active: bool
+    legacy: bool = False  # imported from Phraseanet (D9): looked up apart, see oauth/legacy
 
     @property
     def active(self) -> bool:

@@ -40,6 +40,7 @@ def client_json(client: Client) -> dict[str, Any]:
         "password_grant": client.password_grant,
         "introspection": client.introspection,
         "active": client.active,
+        "require_pkce": client.require_pkce,
         "token_endpoint_auth_method": "none" if client.is_public else "client_secret_basic",
         "created_at": _time(client.created_at),
         "updated_at": _time(client.updated_at),

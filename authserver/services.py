@@ -47,6 +47,7 @@ from authserver.oauth.decide import Decider
 from authserver.oauth.endpoints import build_endpoints
 from authserver.oauth.guesses import Guesses, GuessLimits
 from authserver.oauth.introspection import Introspector
+from authserver.oauth.legacy import LegacyTokens
 from authserver.oauth.load import Loader
 from authserver.oauth.metadata import metadata
 from authserver.security.client_secrets import SecretHasher
@@ -68,6 +69,7 @@ class Services:
     settings: Settings
     store: Store
     metrics: Metrics
+    legacy_tokens: LegacyTokens
     users: Users
     clients: Clients
     bridge: Bridge
@@ -105,7 +107,10 @@ async def open_services(
             tasks.append(
                 asyncio.create_task(janitor.run_forever(store, settings, metrics.observe_janitor))
             )
-        yield _build(settings, store, metrics, client_cache, clock)
+        services = _build(settings, store, metrics, client_cache, clock)
+        if background:
+            tasks.append(asyncio.create_task(services.legacy_tokens.follow()))
+        yield services
     finally:
         for task in tasks:
             task.cancel()
@@ -122,6 +127,7 @@ def _build(
     secrets = SecretHasher(keyring)
     passwords = Passwords(settings.argon2, max_wait=settings.argon2_max_wait)
     lookups: Batches[bytes, TokenRow | None] = Batches(store.tokens.by_digests)
+    legacy = LegacyTokens(Batches(store.tokens.legacy_by_digests), store.tokens.any_legacy)
     issues: Batches[Issue, None] = Batches(store.tokens.issue_each)
     sign_in = SignInPolicy(
         store,
@@ -131,10 +137,10 @@ def _build(
             per_address=settings.login_max_failures_per_address,
             window=settings.login_lockout,
         ),
+        site_key=settings.phraseanet_site_key,
     )
     endpoints = build_endpoints(
         settings.issuer,
-        pkce_required_for_all=settings.pkce_required_for_all,
         access_token_ttl=settings.access_token_ttl,
         codec=codec,
     )
@@ -146,6 +152,7 @@ def _build(
             codec=codec,
             lookup=lookups,
             sign_in=sign_in,
+            legacy=legacy,
         ),
         Decider(endpoints, settings.issuer),
         Applier(
@@ -180,15 +187,20 @@ def _build(
         settings=settings,
         store=store,
         metrics=metrics,
+        legacy_tokens=legacy,
         users=Users(store, passwords),
         clients=Clients(
             store,
             secrets,
             codec,
-            ClientRules(settings.secret_overlap, settings.allow_http_redirects),
+            ClientRules(
+                settings.secret_overlap,
+                settings.allow_http_redirects,
+                require_pkce=settings.pkce_required_for_all,
+            ),
         ),
         bridge=bridge,
-        introspector=Introspector(codec, lookups, settings.issuer),
+        introspector=Introspector(codec, lookups, settings.issuer, legacy),
         authorize=AuthorizePages(
             authorization, browser, sign_in, store, code_ttl=settings.code_ttl
         ),

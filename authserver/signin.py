@@ -11,7 +11,12 @@ users' legacy passwords) sign users in here and nowhere else, so the rules canno
    who exists.
 3. A right password clears the account's count, gives the address back its attempt, and
    upgrades an outdated hash.
-4. When more attempts wait for argon2 than can be checked before a client gives up, the
+4. A user imported from Phraseanet whose hash is still the wrapped legacy one (D1) is checked
+   the way Phraseanet checks it (``security/legacy``: the hex computed from the password, under
+   the site key for HMAC rows, then argon2 over that hex) and, once it verifies, gets a plain
+   argon2id of the password and loses the legacy columns. Phraseanet's hard-coded passwords
+   (D3) never sign anyone in that way.
+5. When more attempts wait for argon2 than can be checked before a client gives up, the
    newcomers are answered 503 at once (``Overloaded``), before anything is counted.
 """
 
@@ -21,7 +26,8 @@ from dataclasses import dataclass
 
 from authserver.db.store import Store
 from authserver.models import User
-from authserver.security.passwords import Passwords
+from authserver.security.legacy import HARD_CODED_PASSWORDS, legacy_hex
+from authserver.security.passwords import Passwords, Verified
 from authserver.validation import normalize_login
 
 
@@ -49,10 +55,17 @@ def address_key(address: str) -> str:
 
 
 class SignInPolicy:
-    def __init__(self, store: Store, passwords: Passwords, limits: SignInLimits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        passwords: Passwords,
+        limits: SignInLimits,
+        site_key: str | None = None,
+    ) -> None:
         self._store = store
         self._passwords = passwords
         self._limits = limits
+        self._site_key = site_key  # Phraseanet's main.key, for its HMAC-SHA512 hashes
 
     @property
     def window(self) -> int:
@@ -77,11 +90,32 @@ class SignInPolicy:
         if paused is not None:
             return SignInResult(None, max(1, round(paused)))
         user = await self._store.users.by_login(login) if login else None
-        verified = await self._passwords.verify(user.password_hash if user else None, password)
+        verified = await self._verify(user, password)
         if user is None or not verified.ok:
             await self._store.audit.record("login.failed", client_id=client_id, detail={"via": via})
             return SignInResult(None)
         await self._store.throttles.release(account, origin, address_limit=limits.per_address)
-        if verified.new_hash is not None:
+        if user.legacy is not None:
+            upgraded = await self._passwords.hash(password)
+            await self._store.users.upgrade_legacy_password(
+                user.user_id, upgraded, user.legacy.source
+            )
+            await self._store.audit.record(
+                "user.legacy_password_upgraded", user_id=user.user_id, detail={"via": via}
+            )
+        elif verified.new_hash is not None:
             await self._store.users.set_password_hash(user.user_id, verified.new_hash)
         return SignInResult(user)
+
+    async def _verify(self, user: User | None, password: str) -> Verified:
+        legacy = user.legacy if user is not None else None
+        if user is None or legacy is None:
+            return await self._passwords.verify(user.password_hash if user else None, password)
+        candidate = legacy_hex(legacy.scheme, password, legacy.salt, self._site_key)
+        if candidate is None or password in HARD_CODED_PASSWORDS:
+            # No site key for an HMAC row, or a password Phraseanet's own code set: refused,
+            # after the dummy verify an unknown user costs, so the timing says nothing.
+            await self._passwords.verify(None, password)
+            return Verified(ok=False)
+        verified = await self._passwords.verify(user.password_hash, candidate)
+        return Verified(ok=verified.ok)  # the upgrade replaces the hash, whatever its parameters

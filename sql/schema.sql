@@ -202,12 +202,14 @@ CREATE TABLE public.clients (
     active boolean DEFAULT true NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    require_pkce boolean DEFAULT true NOT NULL,
     CONSTRAINT clients_check CHECK (((client_type <> 'web'::text) OR (cardinality(redirect_uris) >= 1))),
     CONSTRAINT clients_client_id_check CHECK ((client_id ~ '^[A-Za-z0-9_-]{1,64}$'::text)),
     CONSTRAINT clients_client_type_check CHECK ((client_type = ANY (ARRAY['web'::text, 'desktop'::text]))),
     CONSTRAINT clients_description_check CHECK ((length(description) <= 2000)),
     CONSTRAINT clients_name_check CHECK (((length(name) >= 1) AND (length(name) <= 128))),
     CONSTRAINT clients_redirect_uris_check CHECK ((cardinality(redirect_uris) <= 20)),
+    CONSTRAINT clients_require_pkce_check CHECK ((require_pkce OR (client_type = 'web'::text))),
     CONSTRAINT clients_website_check CHECK (((website ~ '^https?://'::text) AND (length(website) <= 2048)))
 );
 
@@ -228,6 +230,7 @@ CREATE VIEW public.client_auth AS
     active,
     created_at,
     updated_at,
+    require_pkce,
     ARRAY( SELECT s.key_id
            FROM public.client_secrets s
           WHERE ((s.client_id = c.client_id) AND ((s.expires_at IS NULL) OR (s.expires_at > now())))
@@ -315,6 +318,19 @@ CREATE TABLE public.login_failures (
 );
 
 --
+-- Name: phraseanet_import; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.phraseanet_import (
+    stage text NOT NULL,
+    "position" text DEFAULT ''::text NOT NULL,
+    finished boolean DEFAULT false NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT phraseanet_import_stage_check CHECK ((stage = ANY (ARRAY['users'::text, 'clients'::text, 'grants'::text, 'tokens'::text])))
+);
+
+--
 -- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -343,12 +359,14 @@ CREATE TABLE public.tokens (
     expires_at timestamp with time zone,
     consumed_at timestamp with time zone,
     revoked_at timestamp with time zone,
+    legacy boolean DEFAULT false NOT NULL,
     CONSTRAINT tokens_check CHECK ((developer OR (expires_at IS NOT NULL))),
     CONSTRAINT tokens_check1 CHECK (((NOT developer) OR ((kind = 'access'::text) AND (grant_id IS NOT NULL)))),
     CONSTRAINT tokens_check2 CHECK (((kind = 'refresh'::text) OR (consumed_at IS NULL))),
     CONSTRAINT tokens_check3 CHECK (((user_id IS NULL) = (grant_id IS NULL))),
     CONSTRAINT tokens_digest_check CHECK ((length(digest) = 32)),
-    CONSTRAINT tokens_kind_check CHECK ((kind = ANY (ARRAY['access'::text, 'refresh'::text])))
+    CONSTRAINT tokens_kind_check CHECK ((kind = ANY (ARRAY['access'::text, 'refresh'::text]))),
+    CONSTRAINT tokens_legacy_check CHECK (((NOT legacy) OR (kind = 'access'::text)))
 );
 
 --
@@ -363,8 +381,15 @@ CREATE TABLE public.users (
     password_hash text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    legacy_scheme text,
+    legacy_salt text,
+    legacy_source bytea,
     CONSTRAINT users_display_name_check CHECK ((length(display_name) <= 255)),
     CONSTRAINT users_email_check CHECK (((length(email) >= 3) AND (length(email) <= 320))),
+    CONSTRAINT users_legacy_check CHECK ((((legacy_scheme IS NULL) = (legacy_source IS NULL)) AND ((legacy_scheme IS NOT NULL) OR (legacy_salt IS NULL)) AND ((legacy_scheme IS NULL) OR (password_hash IS NOT NULL)))),
+    CONSTRAINT users_legacy_salt_check CHECK ((length(legacy_salt) <= 64)),
+    CONSTRAINT users_legacy_scheme_check CHECK ((legacy_scheme = ANY (ARRAY['phraseanet-hmac-sha512'::text, 'phraseanet-sha256'::text]))),
+    CONSTRAINT users_legacy_source_check CHECK ((length(legacy_source) = 32)),
     CONSTRAINT users_login_check CHECK (((length(login) >= 1) AND (length(login) <= 255))),
     CONSTRAINT users_password_hash_check CHECK ((password_hash ~~ '$argon2%'::text)),
     CONSTRAINT users_user_id_check CHECK ((user_id ~ '^[A-Za-z0-9._@:-]{1,64}$'::text))
@@ -389,7 +414,8 @@ CREATE VIEW public.token_status AS
     (t.consumed_at IS NOT NULL) AS consumed,
     (t.revoked_at IS NOT NULL) AS revoked,
     ((t.expires_at IS NULL) OR (t.expires_at > now())) AS live,
-    c.active AS client_active
+    c.active AS client_active,
+    t.legacy
    FROM ((public.tokens t
      JOIN public.clients c ON ((c.client_id = t.client_id)))
      LEFT JOIN public.users u ON ((u.user_id = t.user_id)));
@@ -463,6 +489,13 @@ ALTER TABLE ONLY public.grants
 
 ALTER TABLE ONLY public.login_failures
     ADD CONSTRAINT login_failures_pkey PRIMARY KEY (throttle_key);
+
+--
+-- Name: phraseanet_import phraseanet_import_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.phraseanet_import
+    ADD CONSTRAINT phraseanet_import_pkey PRIMARY KEY (stage);
 
 --
 -- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -616,6 +649,12 @@ CREATE INDEX tokens_family_idx ON public.tokens USING btree (family_id) WHERE (f
 --
 
 CREATE INDEX tokens_grant_idx ON public.tokens USING btree (grant_id);
+
+--
+-- Name: tokens_legacy_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tokens_legacy_idx ON public.tokens USING btree (digest) WHERE legacy;
 
 --
 -- Name: tokens_user_idx; Type: INDEX; Schema: public; Owner: -

@@ -375,3 +375,31 @@ async def tokens(
     from tests.token_support import web_tokens  # token_support imports this module
 
     return await web_tokens(public, db, web_client, alice)
+
+
+# The Phraseanet import (tests/test_phraseanet_*.py): a real MariaDB for the whole run, and a
+# fresh appbox database per test.
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[Any]:
+    """A throwaway MariaDB server (Debian's mariadb-server, which .ci/run installs)."""
+    from tests.mariadb_server import installed, mariadb_server
+
+    if not installed():
+        if os.environ.get("CI"):
+            pytest.fail("mariadbd is not installed: .ci/run should have installed it")
+        pytest.skip("mariadbd is not installed (apt-get install mariadb-server)")
+    with mariadb_server() as server:
+        yield server
+
+
+@pytest.fixture
+def appbox(mariadb: Any) -> Iterator[Any]:
+    """An empty Phraseanet appbox of this test's own, in the MariaDB server."""
+    from tests.phraseanet_support import Appbox
+
+    name = f"appbox_{uuid.uuid4().hex[:12]}"
+    mariadb.create_appbox(name)
+    yield Appbox(mariadb, name)
+    mariadb.drop(name)

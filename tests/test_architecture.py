@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "authserver.clients",
         "authserver.janitor",
         "authserver.audit",
+        "authserver.phraseanet",  # the Phraseanet import: reads MySQL, writes through the store
     ),
     ("authserver.http",),  # the HTTP edge
     ("authserver.services",),  # the composition root

@@ -69,7 +69,7 @@ ISSUER = "https://auth.example.test"
 
 
 def endpoints() -> OAuthEndpoints:
-    return build_endpoints(ISSUER, pkce_required_for_all=True, access_token_ttl=3600, codec=CODEC)
+    return build_endpoints(ISSUER, access_token_ttl=3600, codec=CODEC)
 
 
 def decider() -> Decider:
@@ -122,12 +122,12 @@ def test_async_validator_method_is_refused() -> None:
             return False
 
     with pytest.raises(TypeError, match="validate_code"):
-        assert_synchronous(AsyncValidator("https://auth.example.test", True))
+        assert_synchronous(AsyncValidator("https://auth.example.test"))
 
 
 def test_shipped_validator_is_synchronous() -> None:
     """The validator the server builds passes the start-up check."""
-    assert_synchronous(Validator("https://auth.example.test", True))
+    assert_synchronous(Validator("https://auth.example.test"))
 
 
 def introspection_cases() -> Iterator[tuple[str, Flow, dict[str, str]]]:

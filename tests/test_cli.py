@@ -199,6 +199,23 @@ def test_clients_create_sets_flags(cli: Cli, owner: str) -> None:
     assert created["introspection"] is True
 
 
+def test_clients_create_requires_pkce_by_default(web_app: dict[str, Any]) -> None:
+    """D17: a web application needs PKCE unless told otherwise."""
+    assert web_app["require_pkce"] is True
+
+
+def test_clients_create_without_pkce(cli: Cli, owner: str) -> None:
+    """``--no-require-pkce`` lets a web application redeem codes without PKCE."""
+    assert register(cli, owner, "--no-require-pkce").json()["require_pkce"] is False
+
+
+def test_clients_create_desktop_without_pkce_fails(cli: Cli, owner: str) -> None:
+    """A desktop application cannot go without PKCE: one line, exit 1."""
+    outcome = register(cli, owner, "--type", "desktop", "--no-require-pkce", redirect=None)
+    assert_one_line_error(outcome)
+    assert "PKCE" in outcome.stderr
+
+
 def test_clients_create_desktop_has_no_secret(cli: Cli, owner: str) -> None:
     """A desktop application is a public client: no secret, the default loopback redirects."""
     created = register(cli, owner, "--type", "desktop", redirect=None).json()

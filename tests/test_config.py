@@ -339,3 +339,30 @@ def test_database_url_never_quoted_in_an_error() -> None:
         settings_with(DATABASE_URL="postgresql://user:p\uff03ssw0rd@db.internal/authserver")
     assert "ssw0rd" not in str(raised.value)
     assert "AUTHSERVER_DATABASE_URL" in str(raised.value)
+
+
+# Phraseanet's site key (docs/phraseanet.md)
+
+
+def test_site_key_is_taken_exactly() -> None:
+    """main.key is used verbatim by Phraseanet, so surrounding spaces are kept."""
+    assert settings_with(PHRASEANET_SITE_KEY=" key with spaces ").phraseanet_site_key == (
+        " key with spaces "
+    )
+
+
+def test_site_key_unset_or_empty_is_none() -> None:
+    """Without the variable (or with it empty) there is no site key."""
+    assert settings_with().phraseanet_site_key is None
+    assert settings_with(PHRASEANET_SITE_KEY="").phraseanet_site_key is None
+
+
+def test_blank_site_key_is_refused() -> None:
+    """A key of spaces only is refused, as Phraseanet's PasswordEncoder refuses it."""
+    with pytest.raises(ConfigError, match="AUTHSERVER_PHRASEANET_SITE_KEY"):
+        settings_with(PHRASEANET_SITE_KEY="   ")
+
+
+def test_repr_hides_the_site_key() -> None:
+    """repr(settings) does not show the site key."""
+    assert MARKER not in repr(settings_with(PHRASEANET_SITE_KEY=MARKER + "-site-key"))

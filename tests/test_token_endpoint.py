@@ -43,10 +43,13 @@ Client = dict[str, Any]
 
 
 @pytest.fixture
-async def lax_public(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The public API with PKCE required of public clients only."""
-    async with public_app(database_url, pkce_required_for_all="false") as client:
-        yield client
+async def lax_client(admin: httpx.AsyncClient, web_client: Client) -> Client:
+    """The web client, set to redeem codes without PKCE (D17: a legacy SDK)."""
+    response = await admin.patch(
+        f"/clients/{web_client['client_id']}", json={"require_pkce": False}
+    )
+    assert response.status_code == 200, response.text
+    return web_client
 
 
 @pytest.fixture
@@ -294,27 +297,27 @@ async def test_boundary_verifier_lengths_are_accepted(
 
 
 async def test_verifier_for_code_without_challenge_is_downgrade(
-    lax_public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, db: asyncpg.Connection, lax_client: Client, alice: Client
 ) -> None:
     """S-15: a verifier sent for a code issued without a challenge is invalid_grant."""
     code = await issue_code(
-        db, web_client["client_id"], alice["user_id"], redirect_uri=WEB_REDIRECT, challenge=None
+        db, lax_client["client_id"], alice["user_id"], redirect_uri=WEB_REDIRECT, challenge=None
     )
     verifier, _ = pkce_pair()
-    response = await redeem(lax_public, web_client, code, verifier)
+    response = await redeem(public, lax_client, code, verifier)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
 
 async def test_code_without_challenge_is_redeemed_when_pkce_optional(
-    lax_public: httpx.AsyncClient, db: asyncpg.Connection, web_client: Client, alice: Client
+    public: httpx.AsyncClient, db: asyncpg.Connection, lax_client: Client, alice: Client
 ) -> None:
-    """With PKCE optional for confidential clients, a code without a challenge needs none."""
+    """D17: for a web client without require_pkce, a code without a challenge needs none."""
     code = await issue_code(
-        db, web_client["client_id"], alice["user_id"], redirect_uri=WEB_REDIRECT, challenge=None
+        db, lax_client["client_id"], alice["user_id"], redirect_uri=WEB_REDIRECT, challenge=None
     )
     params = {"grant_type": "authorization_code", "code": code, "redirect_uri": WEB_REDIRECT}
-    response = await post_token(lax_public, params, headers=web_auth(web_client))
+    response = await post_token(public, params, headers=web_auth(lax_client))
     assert response.status_code == 200, response.text
 
 

@@ -34,8 +34,8 @@ DESKTOP = replace(WEB, client_id="desk-1", client_type="desktop")
 VERIFIER, CHALLENGE = pkce_pair()
 
 
-def validator(pkce_for_all: bool = True) -> Validator:
-    return Validator("https://auth.example.test", pkce_for_all)
+def validator() -> Validator:
+    return Validator("https://auth.example.test")
 
 
 def flow(endpoint: Endpoint = "token", client: Client | None = WEB, **state: Any) -> Flow:
@@ -234,13 +234,19 @@ def test_grant_types(client: Client, grant_type: str, allowed: bool) -> None:
         )
 
 
-def test_pkce_is_required_of_public_clients_whatever_the_setting() -> None:
-    """Desktop apps always need PKCE; web apps only when the operator requires it for all."""
-    with active(flow(client=DESKTOP)):
-        assert validator(pkce_for_all=False).is_pkce_required(DESKTOP.client_id, request())
+def test_pkce_is_required_of_public_clients_whatever_their_row() -> None:
+    """D17: desktop apps always need PKCE, even with a row that says otherwise."""
+    lax_desktop = replace(DESKTOP, require_pkce=False)
+    with active(flow(client=lax_desktop)):
+        assert validator().is_pkce_required(DESKTOP.client_id, request())
+
+
+def test_pkce_of_web_clients_follows_their_row() -> None:
+    """D17: a web app needs PKCE when its require_pkce says so, and only then."""
     with active(flow(client=WEB)):
-        assert not validator(pkce_for_all=False).is_pkce_required(WEB.client_id, request())
-        assert validator(pkce_for_all=True).is_pkce_required(WEB.client_id, request())
+        assert validator().is_pkce_required(WEB.client_id, request())
+    with active(flow(client=replace(WEB, require_pkce=False))):
+        assert not validator().is_pkce_required(WEB.client_id, request())
 
 
 def test_password_grant_of_a_client_without_it_is_unauthorized_client() -> None:

@@ -28,6 +28,7 @@ class ClientQueries(QueryGroup):
                 owner_id,
                 fields.password_grant,
                 fields.introspection,
+                fields.require_pkce,
             )
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"no user with id {owner_id!r} to own the application") from None
@@ -61,6 +62,7 @@ class ClientQueries(QueryGroup):
             fields.password_grant,
             fields.introspection,
             fields.active,
+            fields.require_pkce,
         )
         if row is None:
             raise NotFound(f"no application with client id {client_id!r}")

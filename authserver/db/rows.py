@@ -81,3 +81,58 @@ class ClientFields:
     password_grant: bool
     introspection: bool
     active: bool
+    require_pkce: bool
+
+
+class ImportedUser(NamedTuple):
+    """One row of ``phraseanet_write_users``'s ``unnest(...) AS n(...)``, in its column order."""
+
+    user_id: str
+    login: str
+    email: str | None
+    display_name: str
+    password_hash: str | None  # argon2id of the legacy hex (D1)
+    legacy_scheme: str | None
+    legacy_salt: str | None
+    legacy_source: bytes | None
+    keep_password: bool  # the stored hash came from the same source: leave it
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImportedClient(NamedTuple):
+    """One row of ``phraseanet_write_clients``'s ``unnest(...) AS n(...)``."""
+
+    client_id: str
+    name: str
+    description: str
+    website: str
+    client_type: str
+    redirect_uris: str  # joined by spaces
+    owner_id: str
+    password_grant: bool
+    require_pkce: bool
+    key_id: str | None  # the secret's digest, when the application has a secret
+    digest: bytes | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImportedGrant(NamedTuple):
+    """One row of ``phraseanet_write_grants``'s ``unnest(...) AS n(...)``."""
+
+    user_id: str
+    client_id: str
+    created_at: datetime
+    revoked: bool
+
+
+class ImportedToken(NamedTuple):
+    """One row of ``phraseanet_write_tokens``'s ``unnest(...) AS n(...)``."""
+
+    digest: bytes
+    client_id: str
+    user_id: str
+    developer: bool
+    created_at: datetime
+    expires_at: datetime | None

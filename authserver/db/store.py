@@ -17,6 +17,7 @@ from authserver.db.audit import AuditQueries
 from authserver.db.clients import ClientQueries
 from authserver.db.executor import AuditObserver, Connection, Executor, QueryGroup
 from authserver.db.maintenance import MaintenanceQueries
+from authserver.db.phraseanet import PhraseanetQueries
 from authserver.db.queries import Queries, load_queries
 from authserver.db.sessions import SessionQueries
 from authserver.db.throttles import ThrottleQueries
@@ -57,6 +58,7 @@ class Store:
     throttles = _Group(ThrottleQueries)
     audit = _Group(AuditQueries)
     maintenance = _Group(MaintenanceQueries)
+    phraseanet = _Group(PhraseanetQueries)
 
     def __init__(
         self,

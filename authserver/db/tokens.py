@@ -77,6 +77,16 @@ class TokenQueries(QueryGroup):
         found = {row["digest"]: TokenRow.from_row(row) for row in rows}
         return [found.get(digest) for digest in digests]
 
+    async def legacy_by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
+        """Like ``by_digests``, among the tokens imported from Phraseanet only."""
+        rows = await self._db.fetch(self._q["legacy_tokens_by_digests"], digests)
+        found = {row["digest"]: TokenRow.from_row(row) for row in rows}
+        return [found.get(digest) for digest in digests]
+
+    async def any_legacy(self) -> bool:
+        """Whether any token imported from Phraseanet is stored."""
+        return bool(await self._db.fetchval(self._q["any_legacy_token"]))
+
     async def claim_refresh(self, digest: bytes) -> bool:
         """Rotate a refresh token out; False when it was already used or revoked."""
         return await self._db.fetchrow(self._q["claim_refresh_token"], digest) is not None

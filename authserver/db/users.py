@@ -63,6 +63,12 @@ class UserQueries(QueryGroup):
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._db.execute(self._q["set_password_hash"], user_id, password_hash)
 
+    async def upgrade_legacy_password(
+        self, user_id: str, password_hash: str, source: bytes
+    ) -> None:
+        """Replace the wrapped Phraseanet hash that came from ``source`` by ``password_hash``."""
+        await self._db.execute(self._q["upgrade_legacy_password"], user_id, password_hash, source)
+
     async def delete(self, user_id: str) -> None:
         if await self._db.fetchval(self._q["delete_user"], user_id) is None:
             raise NotFound(f"no user with id {user_id!r}")

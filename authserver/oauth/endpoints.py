@@ -63,11 +63,9 @@ class OAuthEndpoints:
     introspection: IntrospectEndpoint
 
 
-def build_endpoints(
-    issuer: str, *, pkce_required_for_all: bool, access_token_ttl: int, codec: TokenCodec
-) -> OAuthEndpoints:
+def build_endpoints(issuer: str, *, access_token_ttl: int, codec: TokenCodec) -> OAuthEndpoints:
     """oauthlib's endpoints over one validator, with our tokens and lifetimes; built once."""
-    validator = Validator(issuer, pkce_required_for_all)
+    validator = Validator(issuer)
     assert_synchronous(validator)
 
     def access_token(request: Any) -> str:

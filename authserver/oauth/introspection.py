@@ -7,6 +7,7 @@ from typing import Any
 
 from authserver.models import TokenRow
 from authserver.oauth.flow import Flow
+from authserver.oauth.legacy import LegacyTokens
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
 
 INACTIVE: dict[str, Any] = {"active": False}
@@ -53,15 +54,22 @@ class Introspector:
     """The full introspection answer for a token as a resource server received it (the admin
     listener's ``POST /introspect``)."""
 
-    def __init__(self, codec: TokenCodec, lookup: Lookup, issuer: str) -> None:
+    def __init__(
+        self, codec: TokenCodec, lookup: Lookup, issuer: str, legacy: LegacyTokens
+    ) -> None:
         self._codec = codec
         self._lookup = lookup
         self._issuer = issuer
+        self._legacy = legacy
 
     async def introspect(self, token: str) -> dict[str, Any]:
-        """A token whose MAC does not verify is answered without a database query."""
-        if self._codec.kind_of(token) not in (TokenKind.ACCESS, TokenKind.REFRESH):
+        """A token whose MAC does not verify is answered without a database query (unless it
+        may be one imported from Phraseanet, while some are stored)."""
+        if self._codec.kind_of(token) in (TokenKind.ACCESS, TokenKind.REFRESH):
+            row = await self._lookup(token_digest(token))
+        elif self._legacy.recognises(token):
+            row = await self._legacy.find(token)
+        else:
             return INACTIVE
-        row = await self._lookup(token_digest(token))
         claims = None if row is None else introspection_claims(row, self._issuer)
         return INACTIVE if claims is None else {"active": True, **claims}

@@ -14,6 +14,7 @@ from authserver.db.store import Store
 from authserver.models import ClientAuth, FailureKind
 from authserver.oauth.flow import Flow, Guess
 from authserver.oauth.introspection import Lookup
+from authserver.oauth.legacy import LegacyTokens
 from authserver.security.client_secrets import SecretHasher
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
 from authserver.signin import SignInPolicy
@@ -32,6 +33,7 @@ class Loader:
         codec: TokenCodec,
         lookup: Lookup,
         sign_in: SignInPolicy,
+        legacy: LegacyTokens,
     ) -> None:
         self._store = store
         self._clients = clients
@@ -39,6 +41,7 @@ class Loader:
         self._codec = codec
         self._lookup = lookup
         self._sign_in = sign_in
+        self._legacy = legacy
 
     async def load(self, flow: Flow, params: dict[str, str]) -> None:
         client_id = flow.credentials.client_id
@@ -49,14 +52,18 @@ class Loader:
             return  # refused before anything else is read
         codec = self._codec
         if flow.endpoint != "token":
-            # Introspection and revocation: no query at all for a token whose MAC fails.
+            # Introspection and revocation: no query at all for a token whose MAC fails, nor
+            # for one of Phraseanet's shape while none of those is stored.
             token = params.get("token")
             if token is None:
                 return
-            if codec.kind_of(token) not in _TOKEN_KINDS:
+            if codec.kind_of(token) in _TOKEN_KINDS:
+                flow.token = await self._lookup(token_digest(token))
+            elif self._legacy.recognises(token):
+                flow.token = await self._legacy.find(token)
+            else:
                 flow.guess = Guess("token", "forged")
                 return
-            flow.token = await self._lookup(token_digest(token))
             if flow.token is None:
                 flow.guess = Guess("token", "unknown")
             return

@@ -48,10 +48,9 @@ _NO_REDIRECT_URI = "urn:authserver:no-redirect-uri"
 
 
 class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
-    def __init__(self, issuer: str, pkce_required_for_all: bool) -> None:
+    def __init__(self, issuer: str) -> None:
         super().__init__()
         self._issuer = issuer
-        self._pkce_for_all = pkce_required_for_all
 
     # Authorization endpoint (RFC 6749 §4.1.1, §3.1.2)
 
@@ -179,8 +178,9 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
         return True
 
     def is_pkce_required(self, client_id: str, request: Request, *a: Any, **kw: Any) -> bool:
+        # D17: per client; public clients always (RFC 8252 §8.1), whatever their row says.
         client = current().client
-        return self._pkce_for_all or client is None or client.is_public
+        return client is None or client.is_public or client.require_pkce
 
     def get_code_challenge(self, code: str, request: Request, *a: Any, **kw: Any) -> str | None:
         row = current().code

@@ -38,14 +38,19 @@ def is_argon2_hash(value: str) -> bool:
     return params.type in (LowLevelType.ID, LowLevelType.I, LowLevelType.D)
 
 
+def argon2id(params: Argon2Params) -> PasswordHasher:
+    """The hasher every password hash is made with (the importer's wrapping included)."""
+    return PasswordHasher(
+        time_cost=params.time_cost,
+        memory_cost=params.memory_cost,
+        parallelism=params.parallelism,
+        type=Type.ID,
+    )
+
+
 class Passwords:
     def __init__(self, params: Argon2Params, concurrency: int = 2, max_wait: float = 2.0) -> None:
-        self._hasher = PasswordHasher(
-            time_cost=params.time_cost,
-            memory_cost=params.memory_cost,
-            parallelism=params.parallelism,
-            type=Type.ID,
-        )
+        self._hasher = argon2id(params)
         self._concurrency = concurrency
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._max_wait = max_wait

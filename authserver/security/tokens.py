@@ -28,6 +28,9 @@ class TokenKind(enum.Enum):
 
 
 _KINDS = {kind.value: kind for kind in TokenKind}
+# Phraseanet's access tokens (D9): md5 hex from its flows, RandomLib alphanumerics for developer
+# tokens, imported as they are. They carry no MAC, so only a lookup can tell a real one.
+_LEGACY_SHAPE = re.compile(r"[0-9A-Za-z]{32}")
 _SHAPE = re.compile(rf"(phrat|phrrt|phrac)_([A-Za-z0-9_-]{{{_RANDOM_CHARS + _MAC_CHARS}}})")
 
 
@@ -51,6 +54,11 @@ class TokenCodec:
         for key in self._verifying:
             valid |= hmac.compare_digest(_mac(key, body), mac)
         return _KINDS[match.group(1)] if valid else None
+
+
+def is_legacy_shaped(token: str) -> bool:
+    """Could this be a token imported from Phraseanet? (Never one of ours: those have a '_'.)"""
+    return _LEGACY_SHAPE.fullmatch(token) is not None
 
 
 def token_digest(token: str) -> bytes:

@@ -24,6 +24,15 @@ FROM unnest($12::text[], $13::text[], $14::text[]) AS a(client_id, user_id, deta
 -- the lookups in flight together go as one query (authserver.db.batches).
 SELECT * FROM token_status WHERE digest = ANY($1::bytea[]);
 
+-- name: legacy_tokens_by_digests
+-- Tokens imported from Phraseanet by digest, among those rows only (D9): a value that merely
+-- has their shape never reaches any other token (authserver.db.batches).
+SELECT * FROM token_status WHERE digest = ANY($1::bytea[]) AND legacy;
+
+-- name: any_legacy_token
+-- Whether any token imported from Phraseanet is left (the partial index answers at once).
+SELECT EXISTS (SELECT 1 FROM tokens WHERE legacy);
+
 -- name: claim_refresh_token
 -- Rotate a refresh token out; no row back means another request already used it.
 UPDATE tokens SET consumed_at = now()
