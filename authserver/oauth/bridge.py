@@ -30,7 +30,7 @@ _NO_GRANT_TYPE = oauth_error(400, "invalid_request", "the grant_type parameter i
 _CLAIM_LOST = oauth_error(400, "invalid_grant", "the grant has already been used")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenRequest:
     """A POST to the token, revocation or introspection endpoint, as the HTTP edge parsed it."""
 

@@ -28,7 +28,7 @@ class Guess:
     reason: str  # "forged" (its MAC fails), "unknown" (no row), "foreign" (another client's)
 
 
-@dataclass
+@dataclass(slots=True)
 class Flow:
     endpoint: Endpoint
     credentials: ClientCredentials
