@@ -16,6 +16,7 @@ from authserver.db.rows import ClientFields, Issue, IssuedToken
 from authserver.db.store import Store
 from authserver.errors import Conflict, InvalidInput
 from authserver.models import Client
+from authserver.oidc.keys import ALGORITHMS
 from authserver.scopes import DEFAULT_SCOPES, to_string
 from authserver.security.client_secrets import SecretHasher, generate_client_secret
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
@@ -42,6 +43,11 @@ _EDITABLE = {
     "password_grant": Field(bool),
     "introspection": Field(bool),
     "require_pkce": Field(bool),
+    # OpenID Connect Dynamic Client Registration §2: the names RPs know these settings by.
+    "id_token_signed_response_alg": Field(
+        str, check=lambda v: _one_of("id_token_signed_response_alg", v, ALGORITHMS)
+    ),
+    "post_logout_redirect_uris": Field(list, max_length=MAX_REDIRECT_URIS),
 }
 CREATE_FIELDS = {
     **_EDITABLE,
@@ -105,6 +111,10 @@ class Clients:
             require_pkce=_require_pkce(
                 client_type, data.get("require_pkce"), default=self._rules.require_pkce
             ),
+            id_token_signed_response_alg=data.get("id_token_signed_response_alg", "RS256"),
+            post_logout_redirect_uris=self._post_logout_uris(
+                client_type, data.get("post_logout_redirect_uris")
+            ),
         )
         secret = None if client_type == "desktop" else generate_client_secret()
         for attempt in range(_ID_ATTEMPTS):
@@ -154,6 +164,10 @@ class Clients:
             if "redirect_uris" in data:
                 data["redirect_uris"] = self._redirect_uris(
                     current.client_type, data["redirect_uris"]
+                )
+            if "post_logout_redirect_uris" in data:
+                data["post_logout_redirect_uris"] = self._post_logout_uris(
+                    current.client_type, data["post_logout_redirect_uris"]
                 )
             if "require_pkce" in data:
                 data["require_pkce"] = _require_pkce(
@@ -224,6 +238,18 @@ class Clients:
             raise InvalidInput("redirect_uris must not repeat an entry")
         return checked
 
+    def _post_logout_uris(self, client_type: str, uris: list[str] | None) -> tuple[str, ...]:
+        """Where RP-Initiated Logout §3 may send the user back: the redirect URI rules, without
+        the oob URN, and matched exactly (loopback ports included)."""
+        field = "post_logout_redirect_uris"
+        allow_http = self._rules.allow_http_redirects
+        checked = tuple(
+            check_redirect_uri(uri, client_type, allow_http, field) for uri in uris or ()
+        )
+        if len(set(checked)) != len(checked):
+            raise InvalidInput(f"{field} must not repeat an entry")
+        return checked
+
 
 def _fields_of(client: Client) -> ClientFields:
     return ClientFields(
@@ -235,6 +261,8 @@ def _fields_of(client: Client) -> ClientFields:
         introspection=client.introspection,
         active=client.active,
         require_pkce=client.require_pkce,
+        id_token_signed_response_alg=client.id_token_signed_response_alg,
+        post_logout_redirect_uris=client.post_logout_redirect_uris,
     )
 
 

@@ -91,6 +91,8 @@ class Settings:
     # Phraseanet's main.key, exactly as its configuration.yml has it (D1, D3): verifies the
     # HMAC-SHA512 hashes of imported users. Kept out of repr like every key.
     phraseanet_site_key: str | None = field(default=None, repr=False)
+    id_token_ttl: int = 3600  # seconds an ID token is valid (OpenID Connect Core §2 exp)
+    key_propagation: int = 60  # seconds a new signing key is published before it signs
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -148,6 +150,8 @@ class Settings:
             pkce_required_for_all=env.get("PKCE_REQUIRED_FOR_ALL", parse_bool, True),
             log_level=env.get("LOG_LEVEL", _parse_log_level, "INFO"),
             phraseanet_site_key=env.exact("PHRASEANET_SITE_KEY", _parse_site_key),
+            id_token_ttl=env.get("ID_TOKEN_TTL", _duration(60, 86400), 3600),
+            key_propagation=env.get("KEY_PROPAGATION", _duration(0, 86400), 60),
         ).checked()
 
     def checked(self) -> Settings:

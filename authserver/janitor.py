@@ -43,6 +43,7 @@ def _purges(settings: Settings) -> list[tuple[str, str, tuple[object, ...]]]:
         ("browser_sessions", "purge_sessions", ()),
         ("login_failures", "purge_login_failures", ()),
         ("client_failures", "purge_client_failures", ()),
+        ("signing_keys", "purge_signing_keys", ()),
         ("consent_nonces", "purge_consent_nonces", ()),
         ("grants", "purge_revoked_grants", (retention,)),
         ("audit_events", "purge_audit_events", (retention,)),

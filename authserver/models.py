@@ -40,6 +40,7 @@ class User:
     created_at: datetime
     updated_at: datetime
     legacy: LegacyPassword | None = field(default=None, repr=False)  # a wrapped Phraseanet hash
+    email_verified: bool = False  # as the platform says (OpenID Connect Core §5.1)
 
     @classmethod
     def from_row(cls, row: Record) -> User:
@@ -52,6 +53,7 @@ class User:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             legacy=LegacyPassword.from_row(row),
+            email_verified=row["email_verified"],
         )
 
 
@@ -70,6 +72,8 @@ class Client:
     created_at: datetime
     updated_at: datetime
     require_pkce: bool = True  # D17: desktop (public) clients always do
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 -- Registration §2, no secret
+    post_logout_redirect_uris: tuple[str, ...] = ()  # RP-Initiated Logout §3.1, exact match
 
     @property
     def is_public(self) -> bool:
@@ -92,6 +96,8 @@ class Client:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             require_pkce=row["require_pkce"],
+            id_token_signed_response_alg=row["id_token_signed_response_alg"],
+            post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
         )
 
 
@@ -136,6 +142,8 @@ class CodeRow:
     code_challenge_method: str | None
     consumed: bool
     live: bool  # within its lifetime, by the database clock
+    nonce: str | None = None  # the authorization request's (OpenID Connect Core §3.1.2.1)
+    auth_time: datetime | None = None  # when the user signed in for it
 
     @classmethod
     def from_row(cls, row: Record) -> CodeRow:
@@ -162,6 +170,7 @@ class TokenRow:
     live: bool  # unexpired by the database clock
     client_active: bool
     legacy: bool = False  # imported from Phraseanet (D9): looked up apart, see oauth/legacy
+    auth_time: datetime | None = None  # the sign-in its family began with (OpenID Connect)
 
     @property
     def active(self) -> bool:

@@ -2,7 +2,8 @@
 
 Phraseanet's API has no scopes today: every token has full access. ``read`` and ``write``
 split that in two so a user can grant less; asking for nothing means asking for both, which
-keeps existing integrations working unchanged.
+keeps existing integrations working unchanged. ``openid``, ``profile`` and ``email`` are
+OpenID Connect's: they let an application sign the user in and read who they are.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from collections.abc import Iterable
 SCOPES: dict[str, str] = {
     "read": "See your documents, collections, stories and baskets",
     "write": "Add, change and delete your documents, collections, stories and baskets",
+    # OpenID Connect Core §3.1.2.1, §5.4: who the user is, for signing in to the application.
+    "openid": "Know that it is you when you sign in to it",
+    "profile": "See your name and login",
+    "email": "See your e-mail address",
 }
 DEFAULT_SCOPES: tuple[str, ...] = ("read", "write")
 

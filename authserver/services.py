@@ -36,6 +36,7 @@ from authserver.http.browser import Browser
 from authserver.http.health import Health
 from authserver.http.logout import LogoutPages
 from authserver.http.observe import Observer
+from authserver.http.openid import OpenIDRoutes
 from authserver.http.pages import Pages
 from authserver.http.session import Signer
 from authserver.metrics import Metrics
@@ -50,6 +51,10 @@ from authserver.oauth.introspection import Introspector
 from authserver.oauth.legacy import LegacyTokens
 from authserver.oauth.load import Loader
 from authserver.oauth.metadata import metadata
+from authserver.oauth.openid import IdTokenSigner
+from authserver.oauth.userinfo import UserInfo
+from authserver.oidc.keys import KeyLifecycle, KeyVault, SigningKeys
+from authserver.oidc.logout import Logouts
 from authserver.security.client_secrets import SecretHasher
 from authserver.security.keys import Keyring
 from authserver.security.passwords import Passwords
@@ -70,12 +75,14 @@ class Services:
     store: Store
     metrics: Metrics
     legacy_tokens: LegacyTokens
+    signing_keys: KeyLifecycle
     users: Users
     clients: Clients
     bridge: Bridge
     introspector: Introspector
     authorize: AuthorizePages
     logout: LogoutPages
+    openid: OpenIDRoutes
     health: Health
 
 
@@ -108,8 +115,10 @@ async def open_services(
                 asyncio.create_task(janitor.run_forever(store, settings, metrics.observe_janitor))
             )
         services = _build(settings, store, metrics, client_cache, clock)
+        await services.signing_keys.start(make=background)
         if background:
             tasks.append(asyncio.create_task(services.legacy_tokens.follow()))
+            tasks.append(asyncio.create_task(services.signing_keys.follow()))
         yield services
     finally:
         for task in tasks:
@@ -139,10 +148,18 @@ def _build(
         ),
         site_key=settings.phraseanet_site_key,
     )
+    signing_keys = KeyLifecycle(
+        store,
+        KeyVault(keyring),
+        SigningKeys(clock),
+        propagation=settings.key_propagation,
+        token_lifetime=settings.id_token_ttl,
+    )
     endpoints = build_endpoints(
         settings.issuer,
         access_token_ttl=settings.access_token_ttl,
         codec=codec,
+        id_tokens=IdTokenSigner(signing_keys.keys, settings.id_token_ttl),
     )
     bridge = Bridge(
         Loader(
@@ -188,6 +205,7 @@ def _build(
         store=store,
         metrics=metrics,
         legacy_tokens=legacy,
+        signing_keys=signing_keys,
         users=Users(store, passwords),
         clients=Clients(
             store,
@@ -204,7 +222,15 @@ def _build(
         authorize=AuthorizePages(
             authorization, browser, sign_in, store, code_ttl=settings.code_ttl
         ),
-        logout=LogoutPages(browser),
+        logout=LogoutPages(
+            browser, Logouts(signing_keys.keys, client_cache, issuer=settings.issuer)
+        ),
+        openid=OpenIDRoutes(
+            UserInfo(endpoints.userinfo, store, codec, lookups, issuer=settings.issuer),
+            signing_keys.keys,
+            metadata(settings.issuer),
+            key_propagation=settings.key_propagation,
+        ),
         health=Health(store.ping),
     )
 
@@ -216,7 +242,7 @@ def public_app(services: Services) -> ASGIApp:
         health=services.health,
         authorize=services.authorize,
         logout=services.logout,
-        metadata=metadata(services.settings.issuer),
+        openid=services.openid,
         deadline=services.settings.request_timeout,
     )
 
@@ -230,6 +256,7 @@ def admin_app(services: Services) -> ASGIApp:
             AuditTrail(services.store),
             services.introspector,
             metrics.introspected,
+            services.signing_keys,
         ),
         health=services.health,
         metrics=metrics,

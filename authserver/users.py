@@ -43,6 +43,7 @@ def _login(value: str) -> str:
 UPSERT_FIELDS = {
     "login": Field(str, required=True, max_length=255, check=_login),
     "email": Field(str, nullable=True, max_length=320, check=_email),
+    "email_verified": Field(bool),  # the platform confirmed the address (OIDC Core §5.1)
     "display_name": Field(str, max_length=255),
     "password": Field(str, nullable=True, max_length=MAX_PASSWORD_LENGTH),
     "password_hash": Field(str, nullable=True, max_length=512, check=_argon2_hash),
@@ -84,6 +85,8 @@ class Users:
         data = check_fields(payload, UPSERT_FIELDS)
         if "password" in data and "password_hash" in data:
             raise InvalidInput("send password or password_hash, not both")
+        if data.get("email_verified") and data.get("email") is None:
+            raise InvalidInput("email_verified needs an email")
         keep_password = "password" not in data and "password_hash" not in data
         password_hash = data.get("password_hash")
         if data.get("password") is not None:
@@ -99,6 +102,7 @@ class Users:
                 display_name=data.get("display_name", ""),
                 password_hash=password_hash,
                 keep_password=keep_password,
+                email_verified=data.get("email_verified", False),
             )
             await tx.audit.record("user.created" if created else "user.replaced", user_id=user_id)
             changed = "password" in data or (

@@ -65,16 +65,17 @@ def check_website(url: str, field: str = "website") -> str:
     return url
 
 
-def check_redirect_uri(uri: str, client_type: str, allow_http: bool) -> str:
+def check_redirect_uri(
+    uri: str, client_type: str, allow_http: bool, field: str = "redirect_uris"
+) -> str:
     """A redirect URI an application may register (RFC 6749 §3.1.2, RFC 8252 §7, RFC 9700 §2.1).
 
     Web apps register https URLs (http only where the operator allows it). Desktop apps may
     also register loopback IP literals over http, private-use schemes and the legacy oob URN.
     Fragments are never allowed, and matching later is by exact string comparison.
     """
-    field = "redirect_uris"
     if uri == OOB_URI:
-        if client_type != "desktop":
+        if client_type != "desktop" or field != "redirect_uris":
             raise InvalidInput(f"{field}: the oob URN is only for desktop applications")
         return uri
     parts = _split_uri(uri, field)

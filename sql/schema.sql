@@ -135,9 +135,12 @@ CREATE TABLE public.authorization_codes (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone NOT NULL,
     consumed_at timestamp with time zone,
+    nonce text,
+    auth_time timestamp with time zone,
     CONSTRAINT authorization_codes_check CHECK (((code_challenge IS NULL) = (code_challenge_method IS NULL))),
     CONSTRAINT authorization_codes_code_challenge_method_check CHECK ((code_challenge_method = 'S256'::text)),
-    CONSTRAINT authorization_codes_digest_check CHECK ((length(digest) = 32))
+    CONSTRAINT authorization_codes_digest_check CHECK ((length(digest) = 32)),
+    CONSTRAINT authorization_codes_nonce_check CHECK ((length(nonce) <= 512))
 );
 
 --
@@ -203,11 +206,15 @@ CREATE TABLE public.clients (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     require_pkce boolean DEFAULT true NOT NULL,
+    id_token_signed_response_alg text DEFAULT 'RS256'::text NOT NULL,
+    post_logout_redirect_uris text[] DEFAULT '{}'::text[] NOT NULL,
     CONSTRAINT clients_check CHECK (((client_type <> 'web'::text) OR (cardinality(redirect_uris) >= 1))),
     CONSTRAINT clients_client_id_check CHECK ((client_id ~ '^[A-Za-z0-9_-]{1,64}$'::text)),
     CONSTRAINT clients_client_type_check CHECK ((client_type = ANY (ARRAY['web'::text, 'desktop'::text]))),
     CONSTRAINT clients_description_check CHECK ((length(description) <= 2000)),
+    CONSTRAINT clients_id_token_signed_response_alg_check CHECK ((id_token_signed_response_alg = ANY (ARRAY['RS256'::text, 'ES256'::text]))),
     CONSTRAINT clients_name_check CHECK (((length(name) >= 1) AND (length(name) <= 128))),
+    CONSTRAINT clients_post_logout_redirect_uris_check CHECK ((cardinality(post_logout_redirect_uris) <= 20)),
     CONSTRAINT clients_redirect_uris_check CHECK ((cardinality(redirect_uris) <= 20)),
     CONSTRAINT clients_require_pkce_check CHECK ((require_pkce OR (client_type = 'web'::text))),
     CONSTRAINT clients_website_check CHECK (((website ~ '^https?://'::text) AND (length(website) <= 2048)))
@@ -231,6 +238,8 @@ CREATE VIEW public.client_auth AS
     created_at,
     updated_at,
     require_pkce,
+    id_token_signed_response_alg,
+    post_logout_redirect_uris,
     ARRAY( SELECT s.key_id
            FROM public.client_secrets s
           WHERE ((s.client_id = c.client_id) AND ((s.expires_at IS NULL) OR (s.expires_at > now())))
@@ -342,6 +351,25 @@ CREATE TABLE public.schema_migrations (
 );
 
 --
+-- Name: signing_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.signing_keys (
+    kid text NOT NULL,
+    alg text NOT NULL,
+    public_jwk jsonb NOT NULL,
+    private_jwk bytea NOT NULL,
+    key_id text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    active_from timestamp with time zone DEFAULT now() NOT NULL,
+    retired_at timestamp with time zone,
+    expires_at timestamp with time zone,
+    CONSTRAINT signing_keys_alg_check CHECK ((alg = ANY (ARRAY['RS256'::text, 'ES256'::text]))),
+    CONSTRAINT signing_keys_check CHECK (((retired_at IS NULL) = (expires_at IS NULL))),
+    CONSTRAINT signing_keys_kid_check CHECK ((kid ~ '^[A-Za-z0-9_-]{8,64}$'::text))
+);
+
+--
 -- Name: tokens; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -360,6 +388,7 @@ CREATE TABLE public.tokens (
     consumed_at timestamp with time zone,
     revoked_at timestamp with time zone,
     legacy boolean DEFAULT false NOT NULL,
+    auth_time timestamp with time zone,
     CONSTRAINT tokens_check CHECK ((developer OR (expires_at IS NOT NULL))),
     CONSTRAINT tokens_check1 CHECK (((NOT developer) OR ((kind = 'access'::text) AND (grant_id IS NOT NULL)))),
     CONSTRAINT tokens_check2 CHECK (((kind = 'refresh'::text) OR (consumed_at IS NULL))),
@@ -384,6 +413,7 @@ CREATE TABLE public.users (
     legacy_scheme text,
     legacy_salt text,
     legacy_source bytea,
+    email_verified boolean DEFAULT false NOT NULL,
     CONSTRAINT users_display_name_check CHECK ((length(display_name) <= 255)),
     CONSTRAINT users_email_check CHECK (((length(email) >= 3) AND (length(email) <= 320))),
     CONSTRAINT users_legacy_check CHECK ((((legacy_scheme IS NULL) = (legacy_source IS NULL)) AND ((legacy_scheme IS NOT NULL) OR (legacy_salt IS NULL)) AND ((legacy_scheme IS NULL) OR (password_hash IS NOT NULL)))),
@@ -415,7 +445,8 @@ CREATE VIEW public.token_status AS
     (t.revoked_at IS NOT NULL) AS revoked,
     ((t.expires_at IS NULL) OR (t.expires_at > now())) AS live,
     c.active AS client_active,
-    t.legacy
+    t.legacy,
+    t.auth_time
    FROM ((public.tokens t
      JOIN public.clients c ON ((c.client_id = t.client_id)))
      LEFT JOIN public.users u ON ((u.user_id = t.user_id)));
@@ -503,6 +534,13 @@ ALTER TABLE ONLY public.phraseanet_import
 
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+--
+-- Name: signing_keys signing_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.signing_keys
+    ADD CONSTRAINT signing_keys_pkey PRIMARY KEY (kid);
 
 --
 -- Name: tokens tokens_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -619,6 +657,12 @@ CREATE INDEX grants_client_idx ON public.grants USING btree (client_id);
 --
 
 CREATE INDEX login_failures_expires_idx ON public.login_failures USING btree (expires_at);
+
+--
+-- Name: signing_keys_expires_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX signing_keys_expires_idx ON public.signing_keys USING btree (expires_at);
 
 --
 -- Name: tokens_client_idx; Type: INDEX; Schema: public; Owner: -

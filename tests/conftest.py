@@ -29,6 +29,9 @@ from starlette.types import ASGIApp
 
 from authserver.config import Settings
 from authserver.db.migrate import migrate
+from authserver.db.store import Store
+from authserver.oidc.keys import KeyLifecycle, KeyVault, SigningKeys
+from authserver.security.keys import Keyring
 from authserver.services import create_apps
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
@@ -115,7 +118,8 @@ async def _throwaway(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def template_database(cluster_url: str) -> str:
-    """A database with every migration applied, to clone per test."""
+    """A database with every migration applied and signing keys made (RSA key generation is
+    slow enough to count when every served test does it), to clone per test."""
     name = f"authserver_template_{uuid.uuid4().hex[:8]}"
 
     async def build() -> None:
@@ -127,6 +131,16 @@ def template_database(cluster_url: str) -> str:
         conn = await asyncpg.connect(with_database(cluster_url, name))
         try:
             await migrate(conn)
+            lifecycle = KeyLifecycle(
+                Store(conn),
+                KeyVault(Keyring([SECRET_KEY])),
+                SigningKeys(time.time),
+                propagation=60,
+                token_lifetime=3600,
+            )
+            await lifecycle.ensure()
+            # Tests count audit events from an empty table; the key's birth is not theirs.
+            await conn.execute("DELETE FROM audit_events")
         finally:
             await conn.close()
 

@@ -6,14 +6,35 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from authserver.oauth.openid import IdTokenSigner
+from authserver.oidc.keys import ALGORITHMS, SigningKey, SigningKeys, generate
 from authserver.security.keys import Keyring
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
 from tests.conftest import SECRET_KEY
 
 CODEC = TokenCodec(Keyring([SECRET_KEY]))
+
+
+def signing_keys() -> SigningKeys:
+    """Signing keys in memory, one per algorithm, signing since an hour ago."""
+    keys = SigningKeys(time.time)
+    since = datetime.now(UTC) - timedelta(hours=1)
+    keys.use(
+        [
+            SigningKey(key.kid or "", alg, key, since, None, None)
+            for alg in ALGORITHMS
+            for key in [generate(alg)]
+        ]
+    )
+    return keys
+
+
+ID_TOKENS = IdTokenSigner(signing_keys(), lifetime=3600)
 
 
 def s256(verifier: str) -> str:

@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("authserver.logs", "authserver.metrics", "authserver.security", "authserver.db"),
     (  # the protocol core and the domain
         "authserver.oauth",
+        "authserver.oidc",  # OpenID Connect's signing keys and claims
         "authserver.signin",
         "authserver.users",
         "authserver.clients",

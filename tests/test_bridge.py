@@ -19,15 +19,16 @@ import pytest
 from authserver.models import Client, TokenRow
 from authserver.oauth.bridge import TokenRequest
 from authserver.oauth.decide import FORM, Decider
-from authserver.oauth.endpoints import OAuthEndpoints, build_endpoints
+from authserver.oauth.endpoints import OAuthEndpoints, assert_synchronous, build_endpoints
 from authserver.oauth.flow import Flow, active
 from authserver.oauth.intents import IssueCode, IssueTokens
 from authserver.oauth.params import ClientCredentials, encode_form
 from authserver.oauth.responses import oauth_response
-from authserver.oauth.validator import Validator, assert_synchronous
+from authserver.oauth.validator import Validator
 from authserver.security.keys import Keyring
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
 from tests.conftest import SECRET_KEY
+from tests.oauth_support import ID_TOKENS
 from tests.rows import token_row, web_client
 
 # Audit events that mean the process reached outside itself: files, sockets, other programs.
@@ -69,7 +70,7 @@ ISSUER = "https://auth.example.test"
 
 
 def endpoints() -> OAuthEndpoints:
-    return build_endpoints(ISSUER, access_token_ttl=3600, codec=CODEC)
+    return build_endpoints(ISSUER, access_token_ttl=3600, codec=CODEC, id_tokens=ID_TOKENS)
 
 
 def decider() -> Decider:
@@ -122,12 +123,12 @@ def test_async_validator_method_is_refused() -> None:
             return False
 
     with pytest.raises(TypeError, match="validate_code"):
-        assert_synchronous(AsyncValidator("https://auth.example.test"))
+        assert_synchronous(AsyncValidator("https://auth.example.test", ID_TOKENS))
 
 
 def test_shipped_validator_is_synchronous() -> None:
     """The validator the server builds passes the start-up check."""
-    assert_synchronous(Validator("https://auth.example.test"))
+    assert_synchronous(Validator("https://auth.example.test", ID_TOKENS))
 
 
 def introspection_cases() -> Iterator[tuple[str, Flow, dict[str, str]]]:

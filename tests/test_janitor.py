@@ -446,6 +446,7 @@ async def test_cli_prints_json_report(
         "consent_nonces",
         "grants",
         "audit_events",
+        "signing_keys",
     }
     assert isinstance(report["seconds"], float | int)
     assert await db.fetchval("SELECT count(*) FROM tokens") == 0

@@ -612,7 +612,7 @@ async def test_metadata_endpoints_are_under_issuer(
     """S-52: every endpoint URL is absolute and under the issuer."""
     body = (await public.get(METADATA)).json()
     endpoints = [value for key, value in body.items() if key.endswith("_endpoint")]
-    assert len(endpoints) == 4
+    assert len(endpoints) == 6
     assert all(url.startswith(settings.issuer + "/") for url in endpoints)
 
 

@@ -28,9 +28,14 @@ def test_only_known_scopes_are_known(name: str) -> None:
     assert scopes.known([name]) == (name in scopes.SCOPES)
 
 
-def test_default_is_every_scope() -> None:
+def test_default_is_read_and_write() -> None:
     """Asking for nothing means both read and write, as Phraseanet's tokens always had."""
-    assert set(scopes.DEFAULT_SCOPES) == set(scopes.SCOPES)
+    assert scopes.DEFAULT_SCOPES == ("read", "write")
+
+
+def test_default_has_no_identity_scope() -> None:
+    """Asking for nothing never turns a plain OAuth request into an OpenID Connect sign-in."""
+    assert not set(scopes.DEFAULT_SCOPES) & {"openid", "profile", "email"}
 
 
 def test_whitespace_of_any_width_separates() -> None:

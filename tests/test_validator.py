@@ -23,7 +23,7 @@ from authserver.oauth.intents import (
 from authserver.oauth.params import ClientCredentials
 from authserver.oauth.validator import Validator
 from authserver.security.tokens import token_digest
-from tests.oauth_support import pkce_pair
+from tests.oauth_support import ID_TOKENS, pkce_pair
 from tests.rows import NOW, REDIRECT, token_row, web_client
 
 CODE = "phrac_the-code"
@@ -35,7 +35,7 @@ VERIFIER, CHALLENGE = pkce_pair()
 
 
 def validator() -> Validator:
-    return Validator("https://auth.example.test")
+    return Validator("https://auth.example.test", ID_TOKENS)
 
 
 def flow(endpoint: Endpoint = "token", client: Client | None = WEB, **state: Any) -> Flow:

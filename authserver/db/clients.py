@@ -29,6 +29,8 @@ class ClientQueries(QueryGroup):
                 fields.password_grant,
                 fields.introspection,
                 fields.require_pkce,
+                fields.id_token_signed_response_alg,
+                list(fields.post_logout_redirect_uris),
             )
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"no user with id {owner_id!r} to own the application") from None
@@ -63,6 +65,8 @@ class ClientQueries(QueryGroup):
             fields.introspection,
             fields.active,
             fields.require_pkce,
+            fields.id_token_signed_response_alg,
+            list(fields.post_logout_redirect_uris),
         )
         if row is None:
             raise NotFound(f"no application with client id {client_id!r}")

@@ -32,6 +32,7 @@ class Issue:
     family_id: UUID | None
     code_digest: bytes | None
     tokens: tuple[IssuedToken, ...]
+    auth_time: datetime | None = None  # the sign-in the family began with (OpenID Connect)
 
 
 class TokenInsert(NamedTuple):
@@ -48,6 +49,7 @@ class TokenInsert(NamedTuple):
     expires_in: float | None
     developer: bool
     not_after: datetime | None
+    auth_time: datetime | None
 
 
 class AuditInsert(NamedTuple):
@@ -68,6 +70,8 @@ class NewCode:
     scope: str
     code_challenge: str | None
     expires_in: int
+    nonce: str | None = None  # OpenID Connect: echoed in the ID token
+    auth_time: datetime | None = None  # when the user signed in for it
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class ClientFields:
     introspection: bool
     active: bool
     require_pkce: bool
+    id_token_signed_response_alg: str = "RS256"  # noqa: S105 -- an algorithm, no secret
+    post_logout_redirect_uris: tuple[str, ...] = ()
 
 
 class ImportedUser(NamedTuple):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from authserver.db.executor import QueryGroup
 from authserver.models import User
 
@@ -12,10 +14,10 @@ class SessionQueries(QueryGroup):
     async def insert(self, sid_digest: bytes, user_id: str, *, ttl: int) -> None:
         await self._db.execute(self._q["insert_session"], sid_digest, user_id, float(ttl))
 
-    async def user(self, sid_digest: bytes) -> User | None:
-        """The user a live session is signed in as."""
+    async def user(self, sid_digest: bytes) -> tuple[User, datetime] | None:
+        """The user a live session is signed in as, and when they signed in."""
         row = await self._db.fetchrow(self._q["session_user"], sid_digest)
-        return None if row is None else User.from_row(row)
+        return None if row is None else (User.from_row(row), row["login_at"])
 
     async def delete(self, sid_digest: bytes) -> None:
         await self._db.execute(self._q["delete_session"], sid_digest)

@@ -16,6 +16,7 @@ import asyncpg
 from authserver.db.audit import AuditQueries
 from authserver.db.clients import ClientQueries
 from authserver.db.executor import AuditObserver, Connection, Executor, QueryGroup
+from authserver.db.keys import SigningKeyQueries
 from authserver.db.maintenance import MaintenanceQueries
 from authserver.db.phraseanet import PhraseanetQueries
 from authserver.db.queries import Queries, load_queries
@@ -58,6 +59,7 @@ class Store:
     throttles = _Group(ThrottleQueries)
     audit = _Group(AuditQueries)
     maintenance = _Group(MaintenanceQueries)
+    signing_keys = _Group(SigningKeyQueries)
     phraseanet = _Group(PhraseanetQueries)
 
     def __init__(

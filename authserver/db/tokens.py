@@ -33,6 +33,7 @@ class TokenQueries(QueryGroup):
                 expires_in=None if token.expires_in is None else float(token.expires_in),
                 developer=issue.grant_type == "developer",
                 not_after=token.not_after,
+                auth_time=issue.auth_time,
             )
             for issue in issues
             for token in issue.tokens
@@ -131,6 +132,8 @@ class CodeQueries(QueryGroup):
                 code.code_challenge,
                 None if code.code_challenge is None else "S256",
                 float(code.expires_in),
+                code.nonce,
+                code.auth_time,
             )
         )
 

@@ -24,6 +24,7 @@ class UserQueries(QueryGroup):
         display_name: str,
         password_hash: str | None,
         keep_password: bool,
+        email_verified: bool = False,
     ) -> tuple[User, bool]:
         """Create or replace a user; the flag says whether it was created."""
         try:
@@ -35,6 +36,7 @@ class UserQueries(QueryGroup):
                 display_name,
                 password_hash,
                 keep_password,
+                email_verified,
             )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "identifier_shared":
@@ -42,6 +44,10 @@ class UserQueries(QueryGroup):
             raise Conflict("another user already has this login") from None
         assert row is not None
         return User.from_row(row), bool(row["inserted"])
+
+    async def find(self, user_id: str) -> User | None:
+        row = await self._db.fetchrow(self._q["get_user"], user_id)
+        return None if row is None else User.from_row(row)
 
     async def get(self, user_id: str) -> User:
         row = await self._db.fetchrow(self._q["get_user"], user_id)

@@ -18,6 +18,7 @@ from authserver.clients import Clients
 from authserver.errors import InvalidInput
 from authserver.http.admin_io import form_or_json_body, json_body, ok, query, token_from_platform
 from authserver.oauth.introspection import Introspector
+from authserver.oidc.keys import KeyLifecycle
 from authserver.serialize import audit_json, client_json, grant_json, user_json
 from authserver.users import Users
 
@@ -30,12 +31,14 @@ class AdminApi:
         audit: AuditTrail,
         introspector: Introspector,
         on_introspected: Callable[[bool], None],
+        keys: KeyLifecycle,
     ) -> None:
         self._users = users
         self._clients = clients
         self._audit = audit
         self._introspector = introspector
         self._on_introspected = on_introspected
+        self._keys = keys
 
     async def put_user(self, request: Request) -> JSONResponse:
         user, created = await self._users.upsert(
@@ -134,6 +137,17 @@ class AdminApi:
         self._on_introspected(bool(answer["active"]))
         return ok(answer)
 
+    async def list_keys(self, request: Request) -> JSONResponse:
+        """The ID token signing keys this replica knows (public facts only)."""
+        query(request, ())
+        return ok({"keys": list(self._keys.keys.describe())})
+
+    async def rotate_keys(self, request: Request) -> JSONResponse:
+        """New signing keys, published now and signing once every replica has them."""
+        query(request, ())
+        made = await self._keys.rotate()
+        return ok({"rotated": made, "keys": list(self._keys.keys.describe())}, 201)
+
     # The admin API's route table (path, method, handler), as openapi/admin.yaml describes it.
     ROUTES: ClassVar[tuple[tuple[str, str, str], ...]] = (
         ("/users/{user_id}", "PUT", "put_user"),
@@ -150,6 +164,8 @@ class AdminApi:
         ("/clients/{client_id}/developer-token", "POST", "developer_token"),
         ("/introspect", "POST", "introspect"),
         ("/audit", "GET", "list_audit"),
+        ("/keys", "GET", "list_keys"),
+        ("/keys/rotate", "POST", "rotate_keys"),
     )
 
     def routes(self) -> list[Route]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +28,7 @@ from authserver.http.health import Health
 from authserver.http.logout import LogoutPages
 from authserver.http.oauth_posts import OAuthPosts, send_answer
 from authserver.http.observe import ObserveMiddleware, Observer
+from authserver.http.openid import OpenIDRoutes
 from authserver.metrics import Metrics
 from authserver.oauth.bridge import Bridge
 
@@ -45,18 +45,12 @@ def public_app(
     health: Health,
     authorize: AuthorizePages,
     logout: LogoutPages,
-    metadata: dict[str, Any],
+    openid: OpenIDRoutes,
     deadline: float,
 ) -> ASGIApp:
-    async def server_metadata(request: Request) -> Response:
-        return JSONResponse(
-            metadata,
-            headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
-        )
-
     routes: list[BaseRoute] = [
         *health.routes(),
-        Route("/.well-known/oauth-authorization-server", server_metadata, methods=["GET"]),
+        *openid.routes(),
         *authorize.routes(),
         *logout.routes(),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -54,30 +55,29 @@ class AuthorizePages:
         """GET: show the next page for this authorization request, or answer it."""
         browser = self._browser
         session = browser.session(request)
-        user = await browser.user(session)
+        signed_in = await browser.signed_in(session)
+        user, auth_time = signed_in if signed_in is not None else (None, None)
         try:
             asked = AuthorizationRequest.parse(request.scope["query_string"])
-            checked = await self._authorization.check(asked, user)
+            checked = await self._authorization.check(asked, user, auth_time)
         except ErrorPage as exc:
             return self._error_page(exc)
         if isinstance(checked, ErrorRedirect):
             return RedirectResponse(checked.location, 302)
         prompts = asked.prompts
-        if user is None or "login" in prompts:
+        # OpenID Connect Core §3.1.2.1: prompt=login, or a sign-in older than max_age, asks
+        # the user to sign in again.
+        if user is None or "login" in prompts or asked.too_old(auth_time, datetime.now(UTC)):
             if "none" in prompts:
                 return self._redirect_or_page(
                     lambda: self._authorization.error_for(
                         checked, "login_required", "sign-in needed"
                     )
                 )
-            return await self._login_page(
-                request, session, user, asked.without_prompt("login"), checked
-            )
-        grant = await self._store.grants.active(user.user_id, checked.client.client_id)
-        remembered = grant is not None and set(checked.scopes) <= set(grant[1])
+            return await self._login_page(request, session, user, asked.after_sign_in(), checked)
         # RFC 6749 §10.2: only a confidential client, authenticated when it redeems the code, is
         # re-approved silently; the user of a public client is asked every time.
-        if remembered and not checked.client.is_public and "consent" not in prompts:
+        if checked.remembered and not checked.client.is_public and "consent" not in prompts:
             return await self._issue(checked, 302)
         if "none" in prompts:
             return self._redirect_or_page(
@@ -92,7 +92,8 @@ class AuthorizePages:
         if isinstance(checked_form, Response):
             return checked_form
         form, session = checked_form
-        user = await self._browser.user(session)
+        signed_in = await self._browser.signed_in(session)
+        user, auth_time = signed_in if signed_in is not None else (None, None)
         signed = self._signer.load_request(
             form.get("request"), session, user.user_id if user is not None else None
         )
@@ -105,7 +106,7 @@ class AuthorizePages:
         if action == "login":
             return await self._login(request, session, user, form, query)
         if action == "consent" and signed.nonce is not None and user is not None:
-            return await self._consent(user, form, query, signed.nonce)
+            return await self._consent(user, auth_time, form, query, signed.nonce)
         return self._pages.error(400, "This form cannot be used", "The form is incomplete.")
 
     async def _login(
@@ -154,13 +155,20 @@ class AuthorizePages:
         return response
 
     async def _consent(
-        self, user: User, form: dict[str, str], query: bytes, nonce: str
+        self,
+        user: User,
+        auth_time: datetime | None,
+        form: dict[str, str],
+        query: bytes,
+        nonce: str,
     ) -> Response:
         decision = form.get("decision")
         if decision not in ("allow", "deny"):
             return self._pages.error(400, "This form cannot be used", "Choose Allow or Deny.")
         try:
-            checked = await self._authorization.check(AuthorizationRequest.parse(query), user)
+            checked = await self._authorization.check(
+                AuthorizationRequest.parse(query), user, auth_time
+            )
         except ErrorPage as exc:
             return self._error_page(exc)
         if isinstance(checked, ErrorRedirect):
@@ -213,7 +221,8 @@ class AuthorizePages:
             signed_request=self._signer.sign_request(
                 asked.query.decode("latin-1"), session, user_id
             ),
-            username=username,
+            # OpenID Connect Core §3.1.2.1: the application may say who it expects.
+            username=username or asked.params.get("login_hint", "")[:255],
             message=message,
         )
         self._browser.set_cookie(response, session)

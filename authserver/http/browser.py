@@ -7,6 +7,7 @@ and as whom, so signing out ends a session on every replica.
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
@@ -42,6 +43,11 @@ class Browser:
 
     async def user(self, session: Session | None) -> User | None:
         """Who this browser session is signed in as, if anyone."""
+        signed_in = await self.signed_in(session)
+        return None if signed_in is None else signed_in[0]
+
+    async def signed_in(self, session: Session | None) -> tuple[User, datetime] | None:
+        """Who this browser session is signed in as, and since when (OpenID's auth_time)."""
         return None if session is None else await self._store.sessions.user(session.digest)
 
     async def sign_in(self, session: Session, user: User) -> Session:

@@ -180,6 +180,7 @@ class Applier:
             family_id=intent.family_id,
             code_digest=intent.code_digest,
             tokens=tuple(tokens),
+            auth_time=intent.auth_time,
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from oauthlib.common import Request, add_params_to_uri
@@ -63,11 +64,19 @@ class AuthorizationRequest:
     def prompts(self) -> frozenset[str]:
         return frozenset(self.params.get("prompt", "").split())
 
-    def without_prompt(self, value: str) -> AuthorizationRequest:
-        """The same request with one prompt value removed, so signing in once satisfies
-        prompt=login."""
+    def too_old(self, auth_time: datetime | None, now: datetime) -> bool:
+        """OpenID Connect Core §3.1.2.1 max_age: was the sign-in longer ago than it allows?"""
+        max_age = self.params.get("max_age")
+        if max_age is None or not (max_age.isascii() and max_age.isdigit()) or len(max_age) > 9:
+            return False
+        return auth_time is None or (now - auth_time).total_seconds() > int(max_age)
+
+    def after_sign_in(self) -> AuthorizationRequest:
+        """The request the login page signs: signing in once satisfies prompt=login and
+        max_age, so they are taken out (the ID token's auth_time still tells the client)."""
         params = dict(self.params)
-        prompts = [prompt for prompt in params.get("prompt", "").split() if prompt != value]
+        params.pop("max_age", None)
+        prompts = [prompt for prompt in params.get("prompt", "").split() if prompt != "login"]
         if prompts:
             params["prompt"] = " ".join(prompts)
         else:
@@ -86,6 +95,12 @@ class Checked:
     state: str | None
     validated: Request = field(repr=False)  # oauthlib's request, as it validated it
     flow: Flow = field(repr=False)
+
+    @property
+    def remembered(self) -> bool:
+        """Did the user already grant all of this, so no consent page is needed?"""
+        granted = self.flow.remembered_scopes
+        return granted is not None and set(self.scopes) <= set(granted)
 
 
 @dataclass(frozen=True)
@@ -119,18 +134,27 @@ class Authorization:
         self._code_ttl = code_ttl
 
     async def check(
-        self, request: AuthorizationRequest, user: User | None
+        self,
+        request: AuthorizationRequest,
+        user: User | None,
+        auth_time: datetime | None = None,
     ) -> Checked | ErrorRedirect:
-        """Validate the request with oauthlib, for ``user`` (None before sign-in)."""
+        """Validate the request with oauthlib, for ``user`` (None before sign-in), who signed
+        in at ``auth_time``."""
         if request.repeated & _FATAL_REPEATS:
             raise ErrorPage("The request repeats client_id or redirect_uri.")
-        flow = Flow("authorize", _NO_CLIENT, user=user)
+        flow = Flow("authorize", _NO_CLIENT, user=user, auth_time=auth_time)
         client_id = request.params.get("client_id")
         if client_id is not None and CLIENT_ID.fullmatch(client_id):
             # Read afresh, not from the cache: an authorization request is rare beside the
             # token endpoint's, and its checks (redirect URIs above all) need the client now.
             loaded = await self._clients.fresh(client_id)
             flow.client = loaded.client if loaded is not None else None
+            if user is not None and flow.client is not None:
+                # What the user already granted: prompt=none (OpenID Connect Core §3.1.2.1)
+                # asks whether the request would go through without a consent page.
+                grant = await self._store.grants.active(user.user_id, flow.client.client_id)
+                flow.remembered_scopes = None if grant is None else grant[1]
         # Repeated values are dropped before oauthlib sees them: a repeated state is not echoed.
         clean = {name: v for name, v in request.params.items() if name not in request.repeated}
         uri = f"{self._issuer}/oauth2/authorize?{encode_form(clean)}"
@@ -154,6 +178,9 @@ class Authorization:
                 f"{named(sorted(request.repeated)[0])} is repeated",
                 state,
             )
+        refused = _unsupported_prompt_or_age(request)
+        if refused is not None:
+            return self._error_redirect(credentials["redirect_uri"], *refused, state)
         return Checked(
             request,
             flow.client,
@@ -197,6 +224,8 @@ class Authorization:
                     scope=intent.scope,
                     code_challenge=intent.code_challenge,
                     expires_in=self._code_ttl,
+                    nonce=intent.nonce,
+                    auth_time=intent.auth_time,
                 )
             )
             await tx.audit.record("code.issued", client_id=client_id, user_id=intent.user_id)
@@ -227,6 +256,31 @@ class Authorization:
         params.append(("iss", self._issuer))
         location: str = add_params_to_uri(redirect_uri, params)
         return ErrorRedirect(location)
+
+
+def _unsupported_prompt_or_age(request: AuthorizationRequest) -> tuple[str, str] | None:
+    """What OpenID Connect Core §3.1.2.1 and §6 ask of a request that oauthlib does not check."""
+    params = request.params
+    # Request objects (§6) are not supported: say so rather than ignore what they ask.
+    for name, error in _UNSUPPORTED_PARAMETERS.items():
+        if name in params:
+            return error, f"the {name} parameter is not supported"
+    # One account per session, so select_account cannot be honoured.
+    if "select_account" in request.prompts:
+        return "account_selection_required", "selecting an account is not supported"
+    max_age = params.get("max_age")
+    if max_age is not None and not (max_age.isascii() and max_age.isdigit() and len(max_age) < 10):
+        return "invalid_request", "max_age must be a number of seconds"
+    if "openid" in params.get("scope", "").split() and "redirect_uri" not in params:
+        return "invalid_request", "an OpenID Connect request must name its redirect_uri"
+    return None
+
+
+_UNSUPPORTED_PARAMETERS = {
+    "request": "request_not_supported",
+    "request_uri": "request_uri_not_supported",
+    "registration": "registration_not_supported",
+}
 
 
 def _fatal_message(exc: FatalClientError) -> str:

@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from authserver.models import Client, ClientAuth, CodeRow, TokenRow, User
 from authserver.oauth.intents import Intent
 from authserver.oauth.params import ClientCredentials
 
-Endpoint = Literal["token", "revoke", "introspect", "authorize"]
+Endpoint = Literal["token", "revoke", "introspect", "authorize", "userinfo"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Flow:
     # Password grant: the user the sign-in policy signed in; authorize: the signed-in user.
     user: User | None = None
     sign_in_paused_for: int | None = None  # password grant: sign-in paused for this long
+    auth_time: datetime | None = None  # authorize: when the signed-in user signed in
+    remembered_scopes: tuple[str, ...] | None = None  # authorize: what the user's grant holds
     introspected_active: bool | None = None  # what introspection answered, for the metrics
     intents: list[Intent] = field(default_factory=list)
 

@@ -30,6 +30,7 @@ class IssueTokens:
     # No token of this issue outlives this instant: a rotation stays within its family's
     # lifetime, counted from the family's first issue (RFC 9700 §4.14.2).
     not_after: datetime | None = None
+    auth_time: datetime | None = None  # OpenID Connect: the sign-in the family began with
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class IssueCode:
     redirect_uri: str | None  # None when the request relied on the one registered URI
     scope: str
     code_challenge: str | None
+    nonce: str | None = None  # OpenID Connect: echoed in the ID token
+    auth_time: datetime | None = None  # when the user signed in
 
 
 @dataclass(frozen=True)

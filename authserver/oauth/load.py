@@ -86,6 +86,8 @@ class Loader:
             flow.guess = Guess("code", "unknown")
         elif flow.client is not None and flow.code.client_id != flow.client.client_id:
             flow.guess = Guess("code", "foreign")
+        else:
+            await self._load_identified_user(flow, flow.code.user_id, flow.code.scope)
 
     async def _load_refresh_token(self, flow: Flow, refresh: str | None) -> None:
         if refresh is None:
@@ -98,6 +100,13 @@ class Loader:
             flow.guess = Guess("refresh_token", "unknown")
         elif flow.client is not None and flow.token.client_id != flow.client.client_id:
             flow.guess = Guess("refresh_token", "foreign")
+        elif flow.token.user_id is not None:
+            await self._load_identified_user(flow, flow.token.user_id, flow.token.scope)
+
+    async def _load_identified_user(self, flow: Flow, user_id: str, scope: str) -> None:
+        """The user an ID token will be about, for a grant of ``openid`` (OpenID Connect)."""
+        if "openid" in scope.split():
+            flow.user = await self._store.users.find(user_id)
 
     async def _authenticate(self, flow: Flow, client_id: str) -> None:
         """Find the client and check the presented secret now; the validator reads the verdict.

@@ -1,4 +1,5 @@
-"""RFC 8414 authorization server metadata: what is enforced, and nothing more."""
+"""RFC 8414 authorization server metadata, which is also OpenID Connect Discovery 1.0 §3's
+provider metadata: what is enforced, and nothing more."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 from authserver import scopes
 from authserver.oauth.endpoints import GRANT_TYPES
+from authserver.oidc.claims import CLAIMS_SUPPORTED
+from authserver.oidc.keys import ALGORITHMS
 
 
 def metadata(issuer: str) -> dict[str, Any]:
@@ -36,4 +39,15 @@ def metadata(issuer: str) -> dict[str, Any]:
         ],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
+        # OpenID Connect Discovery 1.0 §3
+        "userinfo_endpoint": f"{issuer}/oauth2/userinfo",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "end_session_endpoint": f"{issuer}/oauth2/logout",
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(ALGORITHMS),
+        "claims_supported": list(CLAIMS_SUPPORTED),
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent"],
     }

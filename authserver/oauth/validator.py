@@ -7,7 +7,6 @@ clause they enforce.
 
 from __future__ import annotations
 
-import inspect
 import re
 import uuid
 from typing import Any
@@ -15,9 +14,7 @@ from typing import Any
 from oauthlib.common import Request
 from oauthlib.oauth2 import RequestValidator
 from oauthlib.oauth2.rfc6749.errors import (
-    InvalidRequestError,
     UnauthorizedClientError,
-    UnsupportedResponseTypeError,
 )
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
     code_challenge_method_s256,
@@ -37,6 +34,8 @@ from authserver.oauth.intents import (
     RevokeToken,
 )
 from authserver.oauth.introspection import loaded_claims
+from authserver.oauth.openid import IdTokenSigner, OpenIDValidation
+from authserver.oidc.claims import IDENTITY_SCOPES
 from authserver.security.tokens import token_digest
 from authserver.validation import redirect_matches
 
@@ -47,10 +46,11 @@ _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 _NO_REDIRECT_URI = "urn:authserver:no-redirect-uri"
 
 
-class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
-    def __init__(self, issuer: str) -> None:
+class Validator(OpenIDValidation, RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
+    def __init__(self, issuer: str, id_tokens: IdTokenSigner) -> None:
         super().__init__()
         self._issuer = issuer
+        self._id_tokens = id_tokens
 
     # Authorization endpoint (RFC 6749 §4.1.1, §3.1.2)
 
@@ -92,6 +92,8 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
                 redirect_uri=None if request.using_default_redirect_uri else request.redirect_uri,
                 scope=scope_names.to_string(request.scopes or ()),
                 code_challenge=request.code_challenge,
+                nonce=request.nonce or None,
+                auth_time=flow.auth_time,
             )
         )
 
@@ -145,7 +147,12 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
         *a: Any,
         **kw: Any,
     ) -> bool:
-        return bool(scopes) and scope_names.known(scopes)
+        if not scopes or not scope_names.known(scopes):
+            return False
+        # Nobody to identify without a user: OpenID scopes are for user grants only.
+        return request.grant_type != "client_credentials" or not (
+            set(scopes) & set(IDENTITY_SCOPES)
+        )
 
     # Authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6)
 
@@ -301,6 +308,7 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
                 grant_id=code.grant_id,
                 family_id=uuid.uuid4(),
                 code_digest=code.digest,
+                auth_time=code.auth_time,
             )
         elif grant_type == "refresh_token" and flow.token is not None:
             old = flow.token
@@ -312,6 +320,7 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
                 rotated_from=old.digest,
                 refresh_scope=old.scope,
                 not_after=old.expires_at,
+                auth_time=old.auth_time,
             )
         elif grant_type == "password" and flow.user is not None:
             intent = IssueTokens(
@@ -340,34 +349,6 @@ class Validator(RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
         return loaded_claims(current(), token, self._issuer)
 
 
-_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded
-
-
-def check_authorization_request(request: Request) -> dict[str, Any]:
-    """What oauthlib lets through at the authorization endpoint and RFC 9700 does not.
-
-    Runs once client and redirect URI are validated, so its errors go back to the client.
-    """
-    response_type = request.response_type
-    if response_type is not None and response_type != "code":
-        # "code token" and friends: no implicit or hybrid flows (RFC 9700 §2.1.2).
-        raise UnsupportedResponseTypeError(request=request)
-    challenge, method = request.code_challenge, request.code_challenge_method
-    if challenge is not None:
-        if method != "S256":
-            # Not even as the default: a missing method would mean "plain" (RFC 7636 §4.3).
-            raise InvalidRequestError(
-                request=request, description="code_challenge_method must be S256"
-            )
-        if not _CHALLENGE.fullmatch(challenge):
-            raise InvalidRequestError(
-                request=request, description="code_challenge is not a base64url SHA-256 digest"
-            )
-    elif method is not None:
-        raise InvalidRequestError(request=request, description="code_challenge is missing")
-    return {}
-
-
 def _verifier_matches(challenge: str | None, verifier: str | None) -> bool:
     """RFC 7636 §4.6 S256 check (or no PKCE on either side), with oauthlib's own comparison."""
     if challenge is None or verifier is None:
@@ -380,14 +361,3 @@ def _audit_failure(flow: Flow) -> None:
     flow.record(Audit("client.auth_failed", client_id, None, {"method": flow.credentials.method}))
     if client_id is not None and flow.credentials.secret is not None:
         flow.record(CountAuthFailure(client_id, flow.address))
-
-
-def assert_synchronous(validator: RequestValidator) -> None:
-    """Refuse to start with an ``async def`` validator method.
-
-    oauthlib would call it and get a coroutine, which is truthy: every check it stands for would
-    silently pass.
-    """
-    for name in dir(validator):
-        if inspect.iscoroutinefunction(getattr(validator, name, None)):
-            raise TypeError(f"validator method {name} is a coroutine function")

@@ -1,8 +1,9 @@
 -- name: insert_client
 -- Register an application.
 INSERT INTO clients (client_id, name, description, website, client_type, redirect_uris,
-                     owner_id, password_grant, introspection, require_pkce)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     owner_id, password_grant, introspection, require_pkce,
+                     id_token_signed_response_alg, post_logout_redirect_uris)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 RETURNING *;
 
 -- name: get_client
@@ -26,7 +27,8 @@ LIMIT $3;
 -- Replace the editable fields of an application.
 UPDATE clients SET
     name = $2, description = $3, website = $4, redirect_uris = $5,
-    password_grant = $6, introspection = $7, active = $8, require_pkce = $9, updated_at = now()
+    password_grant = $6, introspection = $7, active = $8, require_pkce = $9,
+    id_token_signed_response_alg = $10, post_logout_redirect_uris = $11, updated_at = now()
 WHERE client_id = $1
 RETURNING *;
 

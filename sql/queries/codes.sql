@@ -2,8 +2,10 @@
 -- Store a new authorization code by its digest; say whether another code of the client had the
 -- same PKCE challenge (a constant challenge protects nothing: RFC 9700 §2.1.1).
 INSERT INTO authorization_codes (digest, client_id, user_id, grant_id, redirect_uri, scope,
-                                 code_challenge, code_challenge_method, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9::double precision))
+                                 code_challenge, code_challenge_method, expires_at, nonce,
+                                 auth_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9::double precision),
+        $10, $11)
 RETURNING $7::text IS NOT NULL AND EXISTS (
     SELECT 1 FROM authorization_codes c
     WHERE c.client_id = $2 AND c.code_challenge = $7 AND c.digest <> $1
@@ -12,7 +14,8 @@ RETURNING $7::text IS NOT NULL AND EXISTS (
 -- name: code_by_digest
 -- An authorization code, with whether it is still within its lifetime by the database clock.
 SELECT digest, client_id, user_id, grant_id, redirect_uri, scope, code_challenge,
-       code_challenge_method, consumed_at IS NOT NULL AS consumed, expires_at > now() AS live
+       code_challenge_method, consumed_at IS NOT NULL AS consumed, expires_at > now() AS live,
+       nonce, auth_time
 FROM authorization_codes
 WHERE digest = $1;
 

@@ -4,8 +4,8 @@ INSERT INTO browser_sessions (sid_digest, user_id, expires_at)
 VALUES ($1, $2, now() + make_interval(secs => $3::double precision));
 
 -- name: session_user
--- The user a live browser session is signed in as.
-SELECT u.* FROM browser_sessions s JOIN users u ON u.user_id = s.user_id
+-- The user a live browser session is signed in as, and when they signed in.
+SELECT u.*, s.login_at FROM browser_sessions s JOIN users u ON u.user_id = s.user_id
 WHERE s.sid_digest = $1 AND s.expires_at > now();
 
 -- name: delete_session

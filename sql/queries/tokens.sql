@@ -1,23 +1,24 @@
 -- name: issue_tokens
--- Store the tokens of one or more issues (one array element per token, $1 to $11, the fields of
+-- Store the tokens of one or more issues (one array element per token, $1 to $12, the fields of
 -- authserver.db.rows.TokenInsert in order; a NULL lifetime never expires, and none outlives its
--- not_after) and one token.issued event per issue ($12 to $14, the fields of AuditInsert) in
+-- not_after) and one token.issued event per issue ($13 to $15, the fields of AuditInsert) in
 -- one statement: atomic without a transaction, and one round trip. A data-modifying WITH runs
 -- once and to completion whatever the outer statement reads.
 WITH issued AS (
     INSERT INTO tokens (digest, kind, client_id, user_id, grant_id, family_id, code_digest, scope,
-                        developer, expires_at)
+                        developer, expires_at, auth_time)
     SELECT t.digest, t.kind, t.client_id, t.user_id, t.grant_id, t.family_id, t.code_digest,
-           t.scope, t.developer, least(now() + make_interval(secs => t.expires_in), t.not_after)
+           t.scope, t.developer, least(now() + make_interval(secs => t.expires_in), t.not_after),
+           t.auth_time
     FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::uuid[],
                 $7::bytea[], $8::text[], $9::double precision[], $10::boolean[],
-                $11::timestamptz[])
+                $11::timestamptz[], $12::timestamptz[])
          AS t(digest, kind, client_id, user_id, grant_id, family_id, code_digest, scope,
-              expires_in, developer, not_after)
+              expires_in, developer, not_after, auth_time)
 )
 INSERT INTO audit_events (kind, client_id, user_id, detail)
 SELECT 'token.issued', a.client_id, a.user_id, a.detail::jsonb
-FROM unnest($12::text[], $13::text[], $14::text[]) AS a(client_id, user_id, detail);
+FROM unnest($13::text[], $14::text[], $15::text[]) AS a(client_id, user_id, detail);
 
 -- name: tokens_by_digests
 -- Tokens by digest, with what introspection answers and what the refresh grant checks;

@@ -1,12 +1,13 @@
 -- name: upsert_user
 -- Create or replace a user by the platform's id; $6 keeps the stored password hash (and a
 -- wrapped Phraseanet hash with it), anything else replaces both.
-INSERT INTO users (user_id, login, email, display_name, password_hash)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO users (user_id, login, email, display_name, password_hash, email_verified)
+VALUES ($1, $2, $3, $4, $5, $7)
 ON CONFLICT (user_id) DO UPDATE SET
     login = EXCLUDED.login,
     email = EXCLUDED.email,
     display_name = EXCLUDED.display_name,
+    email_verified = EXCLUDED.email_verified,
     password_hash = CASE WHEN $6 THEN users.password_hash ELSE EXCLUDED.password_hash END,
     legacy_scheme = CASE WHEN $6 THEN users.legacy_scheme END,
     legacy_salt = CASE WHEN $6 THEN users.legacy_salt END,
