@@ -41,7 +41,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     environ = os.environ if environ is None else environ
     try:
         with _settings(environ, announce=args.command == "serve") as settings:
-            configure_logging(settings.log_level)
+            # A command's stdout is its JSON answer (for jq and scripts); its logs go beside it.
+            configure_logging(settings.log_level, None if args.command == "serve" else sys.stderr)
             result: int = args.run(settings, args)
             return result
     except ConfigError as exc:
@@ -235,6 +236,16 @@ async def _clients_delete(services: Services, args: argparse.Namespace) -> Any:
     return None
 
 
+async def _keys_list(services: Services, args: argparse.Namespace) -> Any:
+    await services.signing_keys.load()
+    return list(services.signing_keys.keys.describe())
+
+
+async def _keys_rotate(services: Services, args: argparse.Namespace) -> Any:
+    made = await services.signing_keys.rotate()
+    return {"rotated": made, "keys": list(services.signing_keys.keys.describe())}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authserver",
@@ -334,4 +345,14 @@ def _parser() -> argparse.ArgumentParser:
         sub = clients_cmd.add_parser(name, help=text)
         sub.add_argument("client_id")
         sub.set_defaults(run=_with_resources(command))
+
+    keys_cmd = commands.add_parser("keys", help="ID token signing keys").add_subparsers(
+        dest="action", required=True
+    )
+    keys_cmd.add_parser("list", help="list the signing keys (public facts)").set_defaults(
+        run=_with_resources(_keys_list)
+    )
+    keys_cmd.add_parser(
+        "rotate", help="new signing keys: published now, signing after the propagation delay"
+    ).set_defaults(run=_with_resources(_keys_rotate))
     return parser

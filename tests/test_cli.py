@@ -366,3 +366,22 @@ def test_migrate_applies_pending(bare_cli: Cli, empty_database_url: str) -> None
     outcome = bare_cli("migrate")
     assert outcome.status == 0
     assert outcome.stdout.startswith("applied: 0001_init")
+
+
+def test_keys_rotate_adds_a_key_per_algorithm(cli: Cli) -> None:
+    """``keys rotate`` makes one new RS256 and one new ES256 key, and ``keys list`` shows them."""
+    before = {key["kid"] for key in cli.ok("keys", "list")}
+    rotated = cli.ok("keys", "rotate")
+    assert len(rotated["rotated"]) == 2
+    listed = cli.ok("keys", "list")
+    new = [key for key in listed if key["kid"] in rotated["rotated"]]
+    assert sorted(key["alg"] for key in new) == ["ES256", "RS256"]
+    assert not set(rotated["rotated"]) & before
+    assert all(not key["signing"] for key in new)  # not before every replica has them
+
+
+def test_keys_list_shows_no_private_part(cli: Cli) -> None:
+    """``keys list`` prints ids, algorithms and dates, never key material."""
+    cli.ok("keys", "rotate")
+    for key in cli.ok("keys", "list"):
+        assert set(key) == {"kid", "alg", "active_from", "retired_at", "expires_at", "signing"}
