@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from authserver.config import Settings
 from authserver.db.store import Store
+from authserver.periodic import every
 
 log = logging.getLogger("authserver.janitor")
 
@@ -89,11 +90,6 @@ async def run_forever(
     store: Store, settings: Settings, on_batch: Callable[[str, int], None] | None = None
 ) -> None:
     """Run a pass every ``janitor_interval`` seconds until cancelled; failures wait a turn."""
-    while True:
-        await asyncio.sleep(settings.janitor_interval)
-        try:
-            await run_once(store, settings, on_batch)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database may be away; the next turn tries again
-            log.warning("janitor run failed: %s", type(exc).__name__)
+    await every(
+        settings.janitor_interval, lambda: run_once(store, settings, on_batch), "janitor run failed"
+    )

@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "authserver.errors",
         "authserver.answer",
         "authserver.files",
+        "authserver.periodic",
         "authserver.config",
         "authserver.models",
         "authserver.scopes",

@@ -9,11 +9,11 @@ forged value costs nothing again. Unknown values count as guesses like any other
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from authserver.models import TokenRow
+from authserver.periodic import every
 from authserver.security.tokens import is_legacy_shaped, token_digest
 
 log = logging.getLogger("authserver.oauth")
@@ -43,11 +43,6 @@ class LegacyTokens:
 
     async def follow(self, interval: float = REFRESH) -> None:
         """Refresh every ``interval`` seconds until cancelled; a failed look keeps the last."""
-        while True:
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database may be away; the next turn looks again
-                log.warning("cannot tell whether Phraseanet tokens remain: %s", type(exc).__name__)
-            await asyncio.sleep(interval)
+        await every(
+            interval, self.refresh, "cannot tell whether Phraseanet tokens remain", at_once=True
+        )

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from authserver.db.keys import NewKey, StoredKey
 from authserver.db.pool import is_outage
 from authserver.db.store import Store
 from authserver.errors import AuthServerError
+from authserver.periodic import every
 from authserver.security.keys import Keyring
 
 log = logging.getLogger("authserver.oidc")
@@ -231,11 +231,4 @@ class KeyLifecycle:
 
     async def follow(self, interval: float = RELOAD) -> None:
         """Reload every ``interval`` seconds until cancelled; a failed load keeps the last."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.ensure()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database may be away; the next turn looks again
-                log.warning("cannot reload the signing keys: %s", type(exc).__name__)
+        await every(interval, self.ensure, "cannot reload the signing keys")
