@@ -20,9 +20,11 @@ from tests.authorize_support import (
     TOKEN,
     WEB_REDIRECT,
     Client,
-    approve,
+    decide,
     location_params,
     query,
+    submit_login,
+    url,
 )
 from tests.oauth_support import pkce_pair
 
@@ -89,6 +91,21 @@ async def redeem(
     return await public.post(TOKEN, content=urlencode(params), headers={"Content-Type": FORM})
 
 
+async def approve_as_browser(public: httpx.AsyncClient, raw_query: str) -> httpx.Response:
+    """Sign in and allow the way a browser does: following the login page's redirect, which
+    may differ from the request (prompt=login and max_age are satisfied by signing in)."""
+    page = await public.get(url(raw_query))
+    if 'name="password"' in page.text:
+        signed = await submit_login(public, page.text)
+        assert signed.status_code == 303, signed.text
+        page = await public.get(signed.headers["location"])
+    assert page.status_code == 200, page.text
+    assert 'value="consent"' in page.text, page.text
+    allowed = await decide(public, page.text)
+    assert allowed.status_code == 303, allowed.text
+    return allowed
+
+
 async def code_flow(
     public: httpx.AsyncClient,
     client: Client,
@@ -97,7 +114,9 @@ async def code_flow(
 ) -> httpx.Response:
     """Sign in, allow and redeem the code; the token endpoint's answer."""
     verifier, challenge = pkce_pair()
-    allowed = await approve(public, query(client, challenge=challenge, scope=scope, **extra))
+    allowed = await approve_as_browser(
+        public, query(client, challenge=challenge, scope=scope, **extra)
+    )
     params = location_params(allowed)
     assert "code" in params, params
     return await redeem(public, client, params["code"], verifier)
