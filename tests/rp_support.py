@@ -99,8 +99,19 @@ class RelyingParty:
             raise RelyingPartyError(f"the RP exited during {name}: {self._process.poll()}")
         answer: dict[str, Any] = json.loads(line)
         if not answer.pop("ok"):
-            raise RelyingPartyError(f"openid-client refused {name}: {answer['error']}")
+            raise RelyingPartyError(
+                f"openid-client refused {name}: {answer['error']}", answer["error"]
+            )
         return answer
+
+    def refusal(self, name: str, **args: Any) -> dict[str, Any]:
+        """Run a step that openid-client must refuse; its error."""
+        try:
+            answer = self.step(name, **args)
+        except RelyingPartyError as refused:
+            error: dict[str, Any] = refused.args[1]
+            return error
+        raise AssertionError(f"openid-client accepted {name}: {answer}")
 
     def close(self) -> None:
         if self._process.stdin is not None:

@@ -16,8 +16,8 @@ import asyncio
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,6 +35,8 @@ from tests.test_browser import require_chromium
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SCOPE = "openid profile email"
+# Each client authenticates to the token endpoint its own way (both are advertised).
+CLIENT_AUTH = {"RS256": "client_secret_basic", "ES256": "client_secret_post"}
 APP_NAME = "Quokka Contact Sheets"
 PROPAGATION = 1  # seconds a new signing key is published before it signs
 WAIT = 15.0  # seconds any one browser or listener wait may take
@@ -53,6 +55,7 @@ class Flow:
     consent_shown: bool
     callback: dict[str, list[str]]  # the query the browser brought to the redirect URI
     signed_in: dict[str, Any]  # the code exchange: ID token header and claims, as validated
+    exchanged_at: float  # time.monotonic() then
     userinfo: dict[str, Any]
     refreshed: dict[str, Any]  # the refresh: the new ID token's header and claims
     logout_state: str
@@ -68,6 +71,10 @@ class Run:
     rotated: dict[str, str]  # alg → the kid the rotation made
     before: dict[str, Flow]  # alg → the flow before the rotation
     after: dict[str, Flow]
+    # The RS256 RP of the first flow, its JWKS copy fetched before the rotation, refreshing
+    # after it: openid-client's error, and how old its copy was.
+    stale_refresh: dict[str, Any]
+    stale_age: float
 
 
 # the browser's part of a flow
@@ -119,29 +126,31 @@ def sign_out(driver: WebDriver, url: str) -> str:
 
 
 def openid_flow(
-    live: Live, client: dict[str, Any], alg: str, driver: WebDriver, landing: Landing, log: Path
+    rp: RelyingParty, live: Live, client: dict[str, Any], driver: WebDriver, landing: Landing
 ) -> Flow:
-    """The whole relying-party flow, with a fresh openid-client (its own discovery and JWKS)."""
-    with log.open("ab") as stderr, RelyingParty(stderr) as rp:
-        metadata = rp.step(
-            "discover",
-            issuer=live.public_url,
-            client_id=client["client_id"],
-            client_secret=client["client_secret"],
-            alg=alg,
-        )["metadata"]
-        asked = rp.step("authorize", redirect_uri=landing.url + "/cb", scope=SCOPE)
-        login_shown, consent_shown = sign_in(driver, asked["url"], landing)
-        callback_url = landing.visit(WAIT)
-        signed_in = rp.step("callback", url=callback_url)
-        userinfo = rp.step("userinfo")["userinfo"]
-        refreshed = rp.step("refresh")
-        logout_state = secrets.token_urlsafe(12)
-        logout_url = rp.step(
-            "logout",
-            post_logout_redirect_uri=landing.url + "/signed-out",
-            state=logout_state,
-        )["url"]
+    """The whole relying-party flow, by a fresh openid-client (its own discovery and JWKS)."""
+    alg = client["id_token_signed_response_alg"]
+    metadata = rp.step(
+        "discover",
+        issuer=live.public_url,
+        client_id=client["client_id"],
+        client_secret=client["client_secret"],
+        auth=CLIENT_AUTH[alg],
+        alg=alg,
+    )["metadata"]
+    asked = rp.step("authorize", redirect_uri=landing.url + "/cb", scope=SCOPE)
+    login_shown, consent_shown = sign_in(driver, asked["url"], landing)
+    callback_url = landing.visit(WAIT)
+    signed_in = rp.step("callback", url=callback_url)
+    exchanged_at = time.monotonic()  # about when the RP fetched the JWKS
+    userinfo = rp.step("userinfo")["userinfo"]
+    refreshed = rp.step("refresh")
+    logout_state = secrets.token_urlsafe(12)
+    logout_url = rp.step(
+        "logout",
+        post_logout_redirect_uri=landing.url + "/signed-out",
+        state=logout_state,
+    )["url"]
     logout_page = sign_out(driver, logout_url)
     return Flow(
         alg=alg,
@@ -152,6 +161,7 @@ def openid_flow(
         consent_shown=consent_shown,
         callback=parse_qs(urlsplit(callback_url).query),
         signed_in=signed_in,
+        exchanged_at=exchanged_at,
         userinfo=userinfo,
         refreshed=refreshed,
         logout_state=logout_state,
@@ -221,26 +231,35 @@ def rp_run(
     database_url = asyncio.run(create_database(cluster_url, template_database))
     landing = Landing()
     try:
-        with (
-            serving(database_url, folder / "server.log", propagation=PROPAGATION) as live,
-            chromium() as driver,
-            httpx.Client(
-                base_url=live.admin_url,
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                timeout=HTTP_TIMEOUT,
-            ) as admin,
-        ):
+        with ExitStack() as stack:
+            live = stack.enter_context(
+                serving(database_url, folder / "server.log", propagation=PROPAGATION)
+            )
+            driver = stack.enter_context(chromium())
+            admin = stack.enter_context(
+                httpx.Client(
+                    base_url=live.admin_url,
+                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                    timeout=HTTP_TIMEOUT,
+                )
+            )
             user_id, clients = provision(admin, landing)
             jwks_before = httpx.get(live.public_url + "/.well-known/jwks.json").json()["keys"]
-            log = folder / "rp.log"
-            before = {
-                alg: openid_flow(live, c, alg, driver, landing, log) for alg, c in clients.items()
-            }
+            log = stack.enter_context((folder / "rp.log").open("ab"))
+
+            def flow(client: dict[str, Any]) -> tuple[RelyingParty, Flow]:
+                rp = stack.enter_context(RelyingParty(log))
+                return rp, openid_flow(rp, live, client, driver, landing)
+
+            kept, first = flow(clients["RS256"])  # its JWKS copy outlives the rotation
+            before = {"RS256": first, "ES256": flow(clients["ES256"])[1]}
             rotated = rotate(admin)
-            after = {
-                alg: openid_flow(live, c, alg, driver, landing, log) for alg, c in clients.items()
-            }
-            yield Run(live.public_url, user_id, jwks_before, rotated, before, after)
+            stale = kept.refusal("refresh")
+            stale_age = time.monotonic() - first.exchanged_at
+            after = {alg: flow(client)[1] for alg, client in clients.items()}
+            yield Run(
+                live.public_url, user_id, jwks_before, rotated, before, after, stale, stale_age
+            )
     finally:
         landing.close()
         asyncio.run(drop_database(cluster_url, database_url))
@@ -423,6 +442,13 @@ def test_after_rotation_refreshed_id_tokens_are_signed_by_the_new_key(rp_run: Ru
     """A refresh after the rotation is signed by the new kid too."""
     for alg, flow in rp_run.after.items():
         assert flow.refreshed["header"]["kid"] == rp_run.rotated[alg]
+
+
+def test_rp_with_a_fresh_jwks_copy_refuses_a_kid_it_lacks(rp_run: Run) -> None:
+    """openid-client, whose JWKS copy is under a minute old, does not fetch it again for the
+    new kid: why the default key propagation is over a minute (oidc.keys.RP_REFETCH_PAUSE)."""
+    assert rp_run.stale_age < 60  # else openid-client would have fetched the JWKS again
+    assert rp_run.stale_refresh["code"] == "OAUTH_KEY_SELECTION_FAILED"
 
 
 def test_before_rotation_refreshes_are_signed_by_the_old_key(rp_run: Run) -> None:

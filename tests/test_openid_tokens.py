@@ -8,7 +8,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
+from authserver.config import Settings
+from authserver.oidc.keys import RELOAD, jwks_max_age
 from tests.authorize_support import ISSUER, METADATA, Client, approve, query
 from tests.conftest import ALICE_PASSWORD, register_client
 from tests.openid_support import (
@@ -67,13 +70,26 @@ async def test_jwks_has_no_private_members(public: httpx.AsyncClient) -> None:
     assert all(not private & set(key) for key in keys)
 
 
-async def test_jwks_is_cached_less_than_a_new_key_waits(public: httpx.AsyncClient) -> None:
-    """Relying parties may cache the JWKS for less than the key propagation delay."""
+async def test_jwks_is_cached_less_than_a_new_key_waits(
+    public: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A JWKS copy fetched from the slowest replica and cached as long as allowed is still a
+    minute old (openid-client's pause before fetching it again) when a new key signs."""
     response = await public.get(JWKS)
     assert response.headers["content-type"].startswith("application/jwk-set+json")
     cache = response.headers["cache-control"]
     assert cache.startswith("public, max-age=")
-    assert int(cache.rsplit("=", 1)[1]) < 60  # the default propagation
+    max_age = int(cache.rsplit("=", 1)[1])
+    assert max_age > 0  # the default propagation leaves room for caches
+    assert RELOAD + max_age + 60 <= settings.key_propagation
+
+
+@pytest.mark.parametrize("propagation", [0, 1, 60, 69, 70, 71, 120, 3600])
+def test_jwks_max_age_leaves_relying_parties_a_minute(propagation: int) -> None:
+    """For any propagation, a cached copy is a minute old when the new key signs, or not cached."""
+    max_age = jwks_max_age(propagation)
+    assert max_age >= 0
+    assert max_age == 0 or RELOAD + max_age + 60 <= propagation
 
 
 # The ID token of the code grant (Core §2, §3.1.3.6)

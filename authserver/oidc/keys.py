@@ -4,9 +4,14 @@
 - The private part is stored encrypted with AES-256-GCM under a key derived from the server
   keys (``KeyVault``): a copy of the database, a backup, signs nothing.
 - A rotation makes a new key per algorithm that signs ``propagation`` seconds later, so every
-  replica (they reload every ``RELOAD`` seconds) publishes it before any token it signs
-  reaches a relying party; the keys it replaces stop signing then and stay published until
-  every ID token they signed has expired.
+  replica (they reload every ``RELOAD`` seconds) publishes it, and every relying party has
+  fetched it, before any token it signs reaches a relying party; the keys it replaces stop
+  signing then and stay published until every ID token they signed has expired.
+- Relying parties do not all follow Cache-Control: openid-client (oauth4webapi) keeps its copy
+  of the JWKS for minutes and fetches it again for an unknown ``kid`` only once that copy is
+  ``RP_REFETCH_PAUSE`` old; before then it refuses the token. So a copy taken just before the
+  slowest replica reloaded, and kept by any cache for the JWKS's max-age, must be that old when
+  the new key signs (``jwks_max_age``).
 """
 
 from __future__ import annotations
@@ -36,7 +41,15 @@ log = logging.getLogger("authserver.oidc")
 
 ALGORITHMS = ("RS256", "ES256")  # what ID tokens may be signed with, and hints verified with
 RELOAD = 10.0  # seconds between a replica's looks at the keys
+RP_REFETCH_PAUSE = 60  # seconds openid-client trusts a JWKS copy that lacks the token's kid
 Key = RSAKey | ECKey
+
+
+def jwks_max_age(propagation: int) -> int:
+    """Seconds anyone may cache the JWKS, so that a copy without a new key is at least
+    ``RP_REFETCH_PAUSE`` old when that key starts signing ``propagation`` seconds after its
+    rotation (0 when the propagation is too short for any caching to be safe)."""
+    return max(0, min(propagation // 2, propagation - int(RELOAD) - RP_REFETCH_PAUSE))
 
 
 class KeyUnavailable(AuthServerError):

@@ -45,13 +45,18 @@ function idToken(response) {
 }
 
 const steps = {
-  async discover({ issuer, client_id, client_secret, alg }) {
+  async discover({ issuer, client_id, client_secret, auth, alg }) {
+    const authenticate = {
+      client_secret_basic: client.ClientSecretBasic,
+      client_secret_post: client.ClientSecretPost,
+    }[auth]
+    if (authenticate === undefined) throw new Error(`unknown client authentication ${auth}`)
     config = await client.discovery(
       new URL(issuer),
       client_id,
       // The ID token must be signed with this algorithm and must say when the user signed in.
       { id_token_signed_response_alg: alg, require_auth_time: true },
-      client.ClientSecretBasic(client_secret),
+      authenticate(client_secret),
       // The live server is plain http on loopback; ID token signatures are verified against
       // the JWKS even though they came straight from the token endpoint.
       { execute: [client.allowInsecureRequests, client.enableNonRepudiationChecks] },
