@@ -43,7 +43,11 @@ MIN_NODE = 20  # openid-client 6 relies on the WebCrypto global Node.js 20 has
 
 
 class RelyingPartyError(AssertionError):
-    """openid-client refused something (or the driver failed): the step's error, as it said."""
+    """openid-client refused something (``error``: what it raised), or the driver failed."""
+
+    def __init__(self, message: str, error: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 def node() -> str:
@@ -109,8 +113,9 @@ class RelyingParty:
         try:
             answer = self.step(name, **args)
         except RelyingPartyError as refused:
-            error: dict[str, Any] = refused.args[1]
-            return error
+            if refused.error is None:
+                raise
+            return refused.error
         raise AssertionError(f"openid-client accepted {name}: {answer}")
 
     def close(self) -> None:

@@ -5,9 +5,11 @@ One run for the module (``rp_run``), each flow with a fresh RP process: discover
 with PKCE S256, state and nonce, through the real login and consent pages; the code exchange
 (openid-client checks the ID token's signature against the JWKS, its alg, iss, aud, nonce,
 exp, iat, and state and iss on the way back); UserInfo; a refresh; RP-initiated logout through
-the confirmation page. Once for an RS256 client and once for an ES256 client, then again for
-both after a key rotation (``POST /keys/rotate``) has made new keys sign. The tests assert on
-what the flows collected; anything openid-client refuses fails the whole module.
+the confirmation page. Once for an RS256 client (client_secret_basic) and once for an ES256
+client (client_secret_post), then again for both after a key rotation (``POST /keys/rotate``)
+has made new keys sign; then for a public desktop client with max_age; then answers other than
+a code: a denial, prompt=none. The tests assert on what the flows collected; anything
+openid-client refuses that it should accept fails the whole module.
 """
 
 from __future__ import annotations
@@ -28,10 +30,18 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import ADMIN_TOKEN, ALICE_PASSWORD, create_database, drop_database
-from tests.rp_support import Landing, Live, RelyingParty, chromium, node, serving
+from tests.rp_support import (
+    Landing,
+    Live,
+    RelyingParty,
+    RelyingPartyError,
+    chromium,
+    node,
+    serving,
+)
 from tests.test_browser import require_chromium
 
-# The whole run: a server, four browser flows and a rotation, on a shared 2-CPU machine.
+# The whole run: a server, eight browser flows and a rotation, on a shared 2-CPU machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SCOPE = "openid profile email"
@@ -75,6 +85,22 @@ class Run:
     # after it: openid-client's error, and how old its copy was.
     stale_refresh: dict[str, Any]
     stale_age: float
+    desktop: Flow  # a public client's flow, with max_age
+    denied: Answered  # Alice denies on the consent page (prompt=consent)
+    silent: Answered  # prompt=none, signed in, consent remembered
+    unvouched: Answered  # prompt=none for a public client
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One authorization request and what openid-client made of the answer: the ID token when
+    the code exchange succeeded, else the error it raised."""
+
+    asked: dict[str, Any]
+    login_shown: bool
+    consent_shown: bool
+    signed_in: dict[str, Any] | None
+    error: dict[str, Any] | None
 
 
 # the browser's part of a flow
@@ -84,9 +110,11 @@ def _present(driver: WebDriver, css: str) -> bool:
     return bool(driver.find_elements(By.CSS_SELECTOR, css))
 
 
-def sign_in(driver: WebDriver, url: str, landing: Landing) -> tuple[bool, bool]:
-    """Follow the RP's authorization URL: sign in as Alice if asked, Allow if asked. Whether
-    the login page and the consent page were shown."""
+def sign_in(
+    driver: WebDriver, url: str, landing: Landing, decision: str = "allow"
+) -> tuple[bool, bool]:
+    """Follow the RP's authorization URL: sign in as Alice if asked, answer ``decision`` if
+    asked. Whether the login page and the consent page were shown."""
     driver.get(url)
 
     def settled(driver: WebDriver) -> bool:
@@ -109,7 +137,7 @@ def sign_in(driver: WebDriver, url: str, landing: Landing) -> tuple[bool, bool]:
         )
     consent_shown = _present(driver, "button[name=decision]")
     if consent_shown:
-        driver.find_element(By.CSS_SELECTOR, "button[name=decision][value=allow]").click()
+        driver.find_element(By.CSS_SELECTOR, f"button[name=decision][value={decision}]").click()
     return login_shown, consent_shown
 
 
@@ -125,20 +153,32 @@ def sign_out(driver: WebDriver, url: str) -> str:
     return text
 
 
-def openid_flow(
-    rp: RelyingParty, live: Live, client: dict[str, Any], driver: WebDriver, landing: Landing
-) -> Flow:
-    """The whole relying-party flow, by a fresh openid-client (its own discovery and JWKS)."""
+def discover(rp: RelyingParty, live: Live, client: dict[str, Any]) -> dict[str, Any]:
+    """Set the RP up for ``client`` from the server's discovery document; the document."""
     alg = client["id_token_signed_response_alg"]
-    metadata = rp.step(
+    metadata: dict[str, Any] = rp.step(
         "discover",
         issuer=live.public_url,
         client_id=client["client_id"],
         client_secret=client["client_secret"],
-        auth=CLIENT_AUTH[alg],
+        auth="none" if client["client_secret"] is None else CLIENT_AUTH[alg],
         alg=alg,
     )["metadata"]
-    asked = rp.step("authorize", redirect_uri=landing.url + "/cb", scope=SCOPE)
+    return metadata
+
+
+def openid_flow(
+    rp: RelyingParty,
+    live: Live,
+    client: dict[str, Any],
+    driver: WebDriver,
+    landing: Landing,
+    **extra: str,
+) -> Flow:
+    """The whole relying-party flow, by a fresh openid-client (its own discovery and JWKS);
+    ``extra`` authorization request parameters."""
+    metadata = discover(rp, live, client)
+    asked = rp.step("authorize", redirect_uri=landing.url + "/cb", scope=SCOPE, extra=extra)
     login_shown, consent_shown = sign_in(driver, asked["url"], landing)
     callback_url = landing.visit(WAIT)
     signed_in = rp.step("callback", url=callback_url)
@@ -153,7 +193,7 @@ def openid_flow(
     )["url"]
     logout_page = sign_out(driver, logout_url)
     return Flow(
-        alg=alg,
+        alg=client["id_token_signed_response_alg"],
         client_id=client["client_id"],
         metadata=metadata,
         asked=asked,
@@ -170,11 +210,35 @@ def openid_flow(
     )
 
 
+def authorization(
+    rp: RelyingParty,
+    live: Live,
+    client: dict[str, Any],
+    driver: WebDriver,
+    landing: Landing,
+    decision: str,
+    **extra: str,
+) -> Answered:
+    """One authorization request, answered ``decision`` if a consent page asks."""
+    discover(rp, live, client)
+    asked = rp.step("authorize", redirect_uri=landing.url + "/cb", scope=SCOPE, extra=extra)
+    login_shown, consent_shown = sign_in(driver, asked["url"], landing, decision)
+    callback_url = landing.visit(WAIT)
+    try:
+        signed_in, error = rp.step("callback", url=callback_url), None
+    except RelyingPartyError as refused:
+        if refused.error is None:
+            raise  # the driver failed, not the authorization
+        signed_in, error = None, refused.error
+    return Answered(asked, login_shown, consent_shown, signed_in, error)
+
+
 # provisioning and rotation through the admin API
 
 
 def provision(admin: httpx.Client, landing: Landing) -> tuple[str, dict[str, dict[str, Any]]]:
-    """Alice, and one web client per ID token algorithm; Alice's id and the clients by alg."""
+    """Alice, one web client per ID token algorithm and a desktop client; Alice's id and the
+    clients ("RS256", "ES256", "desktop")."""
     owner = admin.put("/users/owner-1", json={"login": "olivia", "email": "olivia@example.com"})
     assert owner.status_code == 201, owner.text
     alice = admin.put(
@@ -188,21 +252,26 @@ def provision(admin: httpx.Client, landing: Landing) -> tuple[str, dict[str, dic
     )
     assert alice.status_code == 201, alice.text
     clients = {}
-    for alg in ("RS256", "ES256"):
+    for name, kind, alg, redirect_uri in (
+        ("RS256", "web", "RS256", landing.url + "/cb"),
+        ("ES256", "web", "ES256", landing.url + "/cb"),
+        # RFC 8252 §7.3: a desktop app registers its loopback URI without the port it will use.
+        ("desktop", "desktop", "RS256", "http://127.0.0.1/cb"),
+    ):
         made = admin.post(
             "/clients",
             json={
                 "name": APP_NAME,
                 "website": "https://quokka.example/",
-                "type": "web",
-                "redirect_uris": [landing.url + "/cb"],
+                "type": kind,
+                "redirect_uris": [redirect_uri],
                 "post_logout_redirect_uris": [landing.url + "/signed-out"],
                 "id_token_signed_response_alg": alg,
                 "owner_id": owner.json()["user_id"],
             },
         )
         assert made.status_code == 201, made.text
-        clients[alg] = made.json()
+        clients[name] = made.json()
     return alice.json()["user_id"], clients
 
 
@@ -256,9 +325,34 @@ def rp_run(
             rotated = rotate(admin)
             stale = kept.refusal("refresh")
             stale_age = time.monotonic() - first.exchanged_at
-            after = {alg: flow(client)[1] for alg, client in clients.items()}
+            after = {alg: flow(clients[alg])[1] for alg in ("RS256", "ES256")}
+            # A public client, asking that the sign-in be at most ten minutes old.
+            public = stack.enter_context(RelyingParty(log))
+            desktop = openid_flow(public, live, clients["desktop"], driver, landing, max_age="600")
+
+            def request(client: dict[str, Any], decision: str, **extra: str) -> Answered:
+                rp = stack.enter_context(RelyingParty(log))
+                return authorization(rp, live, client, driver, landing, decision, **extra)
+
+            # Signed out now: sign in again, and refuse on a consent page asked for.
+            denied = request(clients["RS256"], "deny", prompt="consent")
+            # Signed in, with consent remembered: no page at all.
+            silent = request(clients["RS256"], "allow", prompt="none")
+            # Signed in, but a public client always asks for consent (nobody can vouch for it).
+            unvouched = request(clients["desktop"], "allow", prompt="none")
             yield Run(
-                live.public_url, user_id, jwks_before, rotated, before, after, stale, stale_age
+                issuer=live.public_url,
+                user_id=user_id,
+                jwks_before=jwks_before,
+                rotated=rotated,
+                before=before,
+                after=after,
+                stale_refresh=stale,
+                stale_age=stale_age,
+                desktop=desktop,
+                denied=denied,
+                silent=silent,
+                unvouched=unvouched,
             )
     finally:
         landing.close()
@@ -455,3 +549,51 @@ def test_before_rotation_refreshes_are_signed_by_the_old_key(rp_run: Run) -> Non
     """Before the rotation the code and refresh ID tokens share one kid."""
     for flow in rp_run.before.values():
         assert flow.refreshed["header"]["kid"] == flow.signed_in["header"]["kid"]
+
+
+# a public client, and answers other than a code
+
+
+def test_public_client_signs_in_refreshes_and_signs_out(rp_run: Run) -> None:
+    """A desktop app (no secret, PKCE alone, any loopback port) goes through the whole flow."""
+    flow = rp_run.desktop
+    assert flow.signed_in["claims"]["aud"] == flow.client_id
+    assert flow.refreshed["claims"]["sub"] == rp_run.user_id
+    assert urlsplit(flow.signed_out).path == "/signed-out"
+
+
+def test_max_age_request_gets_an_auth_time_openid_client_accepts(rp_run: Run) -> None:
+    """With max_age asked, the ID token has the auth_time openid-client checks against it."""
+    desktop = rp_run.desktop
+    assert parse_qs(urlsplit(desktop.asked["url"]).query)["max_age"] == ["600"]
+    claims = desktop.signed_in["claims"]
+    assert claims["iat"] - 600 <= claims["auth_time"] <= claims["iat"]
+
+
+def test_deny_reaches_the_rp_as_access_denied(rp_run: Run) -> None:
+    """Deny on a consent page (prompt=consent) raises access_denied in openid-client, not an
+    issuer or state error: the error response carries both."""
+    denied = rp_run.denied
+    assert denied.consent_shown
+    assert denied.signed_in is None
+    assert denied.error is not None
+    assert denied.error["code"] == "OAUTH_AUTHORIZATION_RESPONSE_ERROR"
+    assert denied.error["error"] == "access_denied"
+
+
+def test_prompt_none_signs_in_silently_with_remembered_consent(rp_run: Run) -> None:
+    """prompt=none, signed in, consent remembered: a code with no page, an ID token whose
+    auth_time is the sign-in before it."""
+    silent = rp_run.silent
+    assert (silent.login_shown, silent.consent_shown) == (False, False)
+    assert silent.signed_in is not None
+    assert silent.signed_in["claims"]["sub"] == rp_run.user_id
+    assert silent.signed_in["claims"]["auth_time"] <= silent.signed_in["claims"]["iat"]
+
+
+def test_prompt_none_for_a_public_client_is_consent_required(rp_run: Run) -> None:
+    """prompt=none for a public client answers consent_required, without showing a page."""
+    unvouched = rp_run.unvouched
+    assert (unvouched.login_shown, unvouched.consent_shown) == (False, False)
+    assert unvouched.error is not None
+    assert unvouched.error["error"] == "consent_required"

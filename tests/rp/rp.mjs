@@ -49,6 +49,7 @@ const steps = {
     const authenticate = {
       client_secret_basic: client.ClientSecretBasic,
       client_secret_post: client.ClientSecretPost,
+      none: client.None, // a public client (a desktop application)
     }[auth]
     if (authenticate === undefined) throw new Error(`unknown client authentication ${auth}`)
     config = await client.discovery(
@@ -64,7 +65,7 @@ const steps = {
     return { metadata: config.serverMetadata() }
   },
 
-  async authorize({ redirect_uri, scope }) {
+  async authorize({ redirect_uri, scope, extra = {} }) {
     const verifier = client.randomPKCECodeVerifier()
     const state = client.randomState()
     const nonce = client.randomNonce()
@@ -75,8 +76,10 @@ const steps = {
       nonce,
       code_challenge: await client.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
+      ...extra, // prompt, max_age...
     })
     pending = { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce }
+    if (extra.max_age !== undefined) pending.maxAge = Number(extra.max_age)
     return { url: url.href, state, nonce }
   },
 
