@@ -85,6 +85,7 @@ class Run:
     # after it: openid-client's error, and how old its copy was.
     stale_refresh: dict[str, Any]
     stale_age: float
+    old_hint_logout: tuple[str, str]  # its sign-out after the rotation: state, landing URL
     desktop: Flow  # a public client's flow, with max_age
     denied: Answered  # Alice denies on the consent page (prompt=consent)
     silent: Answered  # prompt=none, signed in, consent remembered
@@ -325,6 +326,17 @@ def rp_run(
             rotated = rotate(admin)
             stale = kept.refusal("refresh")
             stale_age = time.monotonic() - first.exchanged_at
+            # Its last ID token, signed by the retired key, still names it when it signs out
+            # (the browser has no session any more: straight back to the RP).
+            old_hint_state = secrets.token_urlsafe(12)
+            driver.get(
+                kept.step(
+                    "logout",
+                    post_logout_redirect_uri=landing.url + "/signed-out",
+                    state=old_hint_state,
+                )["url"]
+            )
+            old_hint_logout = (old_hint_state, landing.visit(WAIT))
             after = {alg: flow(clients[alg])[1] for alg in ("RS256", "ES256")}
             # A public client, asking that the sign-in be at most ten minutes old.
             public = stack.enter_context(RelyingParty(log))
@@ -349,6 +361,7 @@ def rp_run(
                 after=after,
                 stale_refresh=stale,
                 stale_age=stale_age,
+                old_hint_logout=old_hint_logout,
                 desktop=desktop,
                 denied=denied,
                 silent=silent,
@@ -543,6 +556,13 @@ def test_rp_with_a_fresh_jwks_copy_refuses_a_kid_it_lacks(rp_run: Run) -> None:
     new kid: why the default key propagation is over a minute (oidc.keys.RP_REFETCH_PAUSE)."""
     assert rp_run.stale_age < 60  # else openid-client would have fetched the JWKS again
     assert rp_run.stale_refresh["code"] == "OAUTH_KEY_SELECTION_FAILED"
+
+
+def test_id_token_hint_signed_by_a_retired_key_still_signs_out(rp_run: Run) -> None:
+    """An end-session request whose id_token_hint the replaced key signed is still followed."""
+    state, landed = rp_run.old_hint_logout
+    assert urlsplit(landed).path == "/signed-out"
+    assert parse_qs(urlsplit(landed).query) == {"state": [state]}
 
 
 def test_before_rotation_refreshes_are_signed_by_the_old_key(rp_run: Run) -> None:
