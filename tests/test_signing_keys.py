@@ -17,9 +17,12 @@ from asgi_lifespan import LifespanManager
 from joserfc import jwt
 
 from authserver.config import Settings
+from authserver.db.store import Store
+from authserver.oidc.keys import KeyLifecycle, KeyVault, SigningKeys
+from authserver.security.keys import Keyring
 from authserver.services import create_apps
 from tests.authorize_support import ISSUER, Client
-from tests.conftest import Clock
+from tests.conftest import SECRET_KEY, Clock
 from tests.openid_support import JWKS, openid_tokens, published_keys
 
 PROPAGATION = 60  # the default AUTHSERVER_KEY_PROPAGATION
@@ -199,3 +202,38 @@ async def test_rotation_logs_no_key_material(
         jwk = json.loads(row["public_jwk"])
         assert (jwk.get("n") or jwk["x"]) not in text
     assert '"d"' not in text
+
+
+# Reloading
+
+
+@pytest.fixture
+def lifecycle(db: asyncpg.Connection, clock: Clock) -> KeyLifecycle:
+    """A replica's key lifecycle of its own, on the test's database and clock."""
+    return KeyLifecycle(
+        Store(db),
+        KeyVault(Keyring([SECRET_KEY])),
+        SigningKeys(clock),
+        propagation=PROPAGATION,
+        token_lifetime=3600,
+    )
+
+
+async def test_reload_keeps_imported_keys(lifecycle: KeyLifecycle) -> None:
+    """A reload (every 10 s) reuses the keys it imported: importing an RSA key costs ms."""
+    await lifecycle.load()
+    first = lifecycle.keys.signer("RS256").key
+    await lifecycle.load()
+    assert lifecycle.keys.signer("RS256").key is first
+
+
+async def test_reload_imports_a_rotation_made_elsewhere(
+    lifecycle: KeyLifecycle, admin: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Keys another replica made are imported at the next reload, and sign in their time."""
+    await lifecycle.load()
+    made = await rotate(admin)
+    await lifecycle.load()
+    clock.advance(PROPAGATION + 1)
+    assert lifecycle.keys.signer("RS256").kid in made
+    assert lifecycle.keys.signer("ES256").kid in made
