@@ -93,12 +93,15 @@ async def redeem(
 
 async def approve_as_browser(public: httpx.AsyncClient, raw_query: str) -> httpx.Response:
     """Sign in and allow the way a browser does: following the login page's redirect, which
-    may differ from the request (prompt=login and max_age are satisfied by signing in)."""
+    may differ from the request (prompt=login and max_age are satisfied by signing in); the
+    redirect that carries the code."""
     page = await public.get(url(raw_query))
     if 'name="password"' in page.text:
         signed = await submit_login(public, page.text)
         assert signed.status_code == 303, signed.text
         page = await public.get(signed.headers["location"])
+    if page.status_code == 302:
+        return page  # consent remembered: the code comes at once
     assert page.status_code == 200, page.text
     assert 'value="consent"' in page.text, page.text
     allowed = await decide(public, page.text)

@@ -185,12 +185,22 @@ class KeyLifecycle:
         self.keys = keys
         self._propagation = propagation
         self._lifetime = token_lifetime
+        # A key's material never changes under its kid, and importing a private RSA key costs
+        # milliseconds (cryptography checks it): each is imported once, not at every reload.
+        self._imported: dict[str, Key] = {}
 
     async def load(self) -> None:
         stored, db_now = await self._store.signing_keys.published()
-        self.keys.use([self._opened(row) for row in stored], db_now)
+        opened = [self._opened(row) for row in stored]
+        self._imported = {key.kid: key.key for key in opened}
+        self.keys.use(opened, db_now)
 
     def _opened(self, row: StoredKey) -> SigningKey:
+        imported = self._imported.get(row.kid)
+        if imported is not None and imported.is_private:
+            return SigningKey(
+                row.kid, row.alg, imported, row.active_from, row.retired_at, row.expires_at
+            )
         private = self._vault.open(row.private_jwk, row.key_id, row.kid)
         if private is None:
             # Its server key was removed: publish it still (tokens it signed verify), sign not.
