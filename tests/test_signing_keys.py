@@ -25,7 +25,7 @@ from tests.authorize_support import ISSUER, Client
 from tests.conftest import SECRET_KEY, Clock
 from tests.openid_support import JWKS, openid_tokens, published_keys
 
-PROPAGATION = 60  # the default AUTHSERVER_KEY_PROPAGATION
+PROPAGATION = 120  # the default AUTHSERVER_KEY_PROPAGATION
 
 
 async def published_kids(public: httpx.AsyncClient) -> set[str]:
