@@ -3,11 +3,14 @@ step; the loopback listener that is its redirect and post-logout URI; the server
 with (an http issuer on loopback) and the headless Chromium that carries the user.
 
 The Node side is tests/rp/rp.mjs; its packages are installed from tests/rp/package-lock.json by
-``npm ci --prefix tests/rp``, which ``.ci/run`` does. Without them the tests fail, and say so.
+``npm ci --prefix tests/rp``: by ``.ci/run``, or by the first test that needs them, so the
+README's one test command is enough on a fresh machine. Without Node.js the tests fail, and say
+so.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -60,11 +63,29 @@ def node() -> str:
     ).stdout.strip()
     if int(version.lstrip("v").split(".")[0]) < MIN_NODE:
         raise RelyingPartyError(f"openid-client 6 needs Node.js {MIN_NODE} or newer, not {version}")
-    if not (RP_DIR / "node_modules" / "openid-client" / "package.json").is_file():
-        raise RelyingPartyError(
-            f"openid-client is not installed: run `npm ci --prefix {RP_DIR}` (.ci/run does)"
-        )
+    install_packages()
     return found
+
+
+def install_packages() -> None:
+    """``npm ci`` from the lock file, once: xdist workers take turns under a file lock."""
+    installed = RP_DIR / "node_modules" / "openid-client" / "package.json"
+    npm = shutil.which("npm")
+    with (RP_DIR / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if installed.is_file():
+            return
+        if npm is None:
+            raise RelyingPartyError("openid-client is not installed and npm is not on PATH")
+        done = subprocess.run(
+            [npm, "ci", "--prefix", str(RP_DIR), "--no-audit", "--no-fund"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0 or not installed.is_file():
+            raise RelyingPartyError(f"`npm ci --prefix {RP_DIR}` failed:\n{done.stderr[-2000:]}")
 
 
 class RelyingParty:
