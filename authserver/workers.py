@@ -135,7 +135,7 @@ class Supervisor:
                 signal.signal(sig, handler)
             os.close(self._ready_read)
             os.close(self._ready_write)
-        return 0 if self.started and not (self.failed or self.killed) else 1
+        return 1 if self.failed or self.killed else 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signals.append(signum)
@@ -207,8 +207,9 @@ class Supervisor:
         if self.stopping is not None:
             return
         how = _describe(status)
-        if not self.started and not was_ready:
-            # A first worker that cannot start will not start better on a second try.
+        if not self.started and not was_ready and os.WIFEXITED(status):
+            # A first worker that gave up starting will not do better on a second try (one
+            # killed from outside is replaced, as later on).
             log.error("worker %d %s before it was ready; stopping", pid, how)
             self.failed = True
             self._stop(signal.SIGTERM)
