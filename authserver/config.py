@@ -103,6 +103,7 @@ class Settings:
         env = _Env(environ)
         public_addr = env.get("PUBLIC_ADDR", parse_address, Address("0.0.0.0", 8080))  # noqa: S104
         database_url = env.get("DATABASE_URL", _parse_database_url, None)
+        pool_budget = env.get("POOL_BUDGET", _int(1, 100_000), 50)
         return cls(
             database_url=database_url,
             data_dir=env.get("DATA_DIR", Path, Path(".authserver")),
@@ -148,8 +149,9 @@ class Settings:
             ),
             pool_min_size=env.get("POOL_MIN_SIZE", _int(0, 1000), 2),
             pool_max_size=env.get("POOL_MAX_SIZE", _int(1, 1000), 10),
-            pool_budget=env.get("POOL_BUDGET", _int(1, 100_000), 50),
-            workers=env.get("WORKERS", _int(1, 1024), None) or available_cpus(),
+            pool_budget=pool_budget,
+            # Unset: one per CPU, but never so many that a worker would get no connection.
+            workers=env.get("WORKERS", _int(1, 1024), None) or min(available_cpus(), pool_budget),
             migrate_on_start=env.get("MIGRATE_ON_START", parse_bool, True),
             allow_http_redirects=env.get("ALLOW_HTTP_REDIRECTS", parse_bool, False),
             pkce_required_for_all=env.get("PKCE_REQUIRED_FOR_ALL", parse_bool, True),

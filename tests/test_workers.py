@@ -330,6 +330,11 @@ def test_workers_default_to_available_cpus() -> None:
     assert settings().workers == available_cpus()
 
 
+def test_default_workers_stay_within_the_budget() -> None:
+    """Unset, AUTHSERVER_WORKERS never exceeds POOL_BUDGET (a worker needs a connection)."""
+    assert settings(pool_budget="1").workers == 1
+
+
 def cgroup(tmp_path: Path, files: dict[str, str], own: str = "0::/\n") -> tuple[Path, Path]:
     root = tmp_path / "cgroup"
     for name, text in files.items():
