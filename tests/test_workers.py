@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -26,8 +27,9 @@ from authserver.config import Settings
 from authserver.cpus import available_cpus
 from authserver.errors import ConfigError
 from authserver.oidc.keys import ALGORITHMS
-from tests.conftest import ADMIN_TOKEN, server_environ
+from tests.conftest import ADMIN_TOKEN, register_client, server_environ
 from tests.live_server import LiveServer, free_port, live_server
+from tests.token_support import web_auth
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 WAIT = 20.0  # seconds for a replaced worker to serve, a spread to show, a drain to end
@@ -195,6 +197,70 @@ async def test_killed_worker_is_replaced(database_url: str, tmp_path: Path) -> N
         assert set(counts) == now  # the dead worker's line is gone, the new one serves
         assert counts[new.pop()] > 0
         assert f"worker {victim} was killed by SIGKILL" in server.output()
+
+
+async def client_credentials(server: LiveServer, client: dict[str, Any], count: int) -> list[int]:
+    """Statuses of ``count`` concurrent client-credentials requests, each on a new connection."""
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=10.0, limits=limits) as http:
+        answers = await asyncio.gather(
+            *(
+                http.post(
+                    server.public_url + "/oauth2/token",
+                    data={"grant_type": "client_credentials"},
+                    headers=web_auth(client),
+                )
+                for _ in range(count)
+            )
+        )
+    return [answer.status_code for answer in answers]
+
+
+async def listeners(database_url: str) -> int:
+    """Connections to this database that listen for client changes (one per caching worker)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'authserver-listen'"
+        )
+    finally:
+        await conn.close()
+    return count
+
+
+async def test_every_worker_follows_client_changes(database_url: str, tmp_path: Path) -> None:
+    """With the client cache on, each worker listens for changes: a deleted client is refused
+    by all of them at once, though the cache would keep it 300 s."""
+    async with live_server(
+        database_url, tmp_path / "server.log", workers="2", client_cache_ttl="300"
+    ) as server:
+        await all_ready(server)
+        deadline = time.monotonic() + WAIT
+        while await listeners(database_url) < 2:
+            assert time.monotonic() < deadline, "not every worker listens for client changes"
+            await asyncio.sleep(0.1)
+        async with httpx.AsyncClient(base_url=server.admin_url, headers=ADMIN) as admin:
+            user_id = f"u-{uuid.uuid4().hex[:10]}"
+            owner = await admin.put(
+                f"/users/{user_id}", json={"login": user_id, "email": f"{user_id}@example.com"}
+            )
+            assert owner.status_code == 201
+            client = await register_client(
+                admin,
+                owner.json(),
+                name="Cached",
+                website="https://cached.example",
+                type="web",
+                redirect_uris=["https://cached.example/cb"],
+            )
+            before = await answered_by(server)
+            assert await client_credentials(server, client, 40) == [200] * 40
+            after = await answered_by(server)
+            assert all(after[pid] > before.get(pid, 0) for pid in after), after  # both cached it
+            assert (await admin.delete(f"/clients/{client['client_id']}")).status_code == 204
+        await asyncio.sleep(1.0)  # notifications take milliseconds; the cache would keep 300 s
+        assert await client_credentials(server, client, 40) == [401] * 40
 
 
 async def test_migrations_and_first_keys_made_once(empty_database_url: str, tmp_path: Path) -> None:
