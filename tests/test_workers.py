@@ -29,9 +29,11 @@ from authserver.errors import ConfigError
 from authserver.oidc.keys import ALGORITHMS
 from tests.conftest import ADMIN_TOKEN, register_client, server_environ
 from tests.live_server import LiveServer, free_port, live_server
+from tests.test_janitor import fill_expired_tokens
 from tests.token_support import web_auth
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+EXPIRED = 5000  # expired tokens for the janitor to find
 WAIT = 20.0  # seconds for a replaced worker to serve, a spread to show, a drain to end
 
 
@@ -261,6 +263,30 @@ async def test_every_worker_follows_client_changes(database_url: str, tmp_path: 
             assert (await admin.delete(f"/clients/{client['client_id']}")).status_code == 204
         await asyncio.sleep(1.0)  # notifications take milliseconds; the cache would keep 300 s
         assert await client_credentials(server, client, 40) == [401] * 40
+
+
+async def test_janitor_purges_once_under_workers(
+    database_url: str, db: asyncpg.Connection, introspector: dict[str, Any], tmp_path: Path
+) -> None:
+    """Both workers run the janitor; its lock lets each expired row be deleted and counted once."""
+    await fill_expired_tokens(db, introspector["client_id"], EXPIRED)
+    expired = "SELECT count(*) FROM tokens WHERE expires_at < now()"
+    async with live_server(
+        database_url,
+        tmp_path / "server.log",
+        workers="2",
+        janitor_interval="1",
+        janitor_batch="1000",
+    ) as server:
+        deadline = time.monotonic() + WAIT
+        while await db.fetchval(expired) > 0:
+            assert time.monotonic() < deadline, server.output()
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2.5)  # both workers' timers have fired again since
+        deleted = await samples(server, "authserver_janitor_deleted_rows_total")
+        output = server.output()
+    assert deleted[(("table", "tokens"),)] == EXPIRED
+    assert "janitor run failed" not in output
 
 
 async def test_migrations_and_first_keys_made_once(empty_database_url: str, tmp_path: Path) -> None:
