@@ -40,6 +40,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     AUTHSERVER_PUBLIC_ADDR=0.0.0.0:8080 \
     AUTHSERVER_DATA_DIR=/var/lib/authserver
 
+# AUTHSERVER_WORKERS is left to configuration too: unset, `authserver serve` starts one worker
+# process per CPU the container may use (`docker run --cpus`, a Kubernetes CPU limit), read from
+# its cgroup; set it to choose (the Helm chart sets it from `workers`).
 # AUTHSERVER_ADMIN_ADDR is left to configuration: the server's default keeps the admin listener
 # on 127.0.0.1 (sidecar); a Deployment behind an admin Service sets 0.0.0.0:8081.
 

@@ -82,7 +82,14 @@ def _settings(environ: Mapping[str, str], announce: bool) -> Iterator[Settings]:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from authserver.serve import run_served, serve
 
-    return 0 if run_served(serve(settings)) else 1
+    if args.workers is not None:
+        settings = dataclasses.replace(settings, workers=args.workers).checked()
+    settings = settings.per_worker()
+    if settings.workers == 1:
+        return 0 if run_served(serve(settings)) else 1
+    from authserver.workers import supervise
+
+    return supervise(settings)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -159,6 +166,12 @@ def _ttl(raw: str) -> int:
     if not 3600 <= seconds <= 3650 * 86400:
         raise argparse.ArgumentTypeError("must be between 1h and 3650d")
     return seconds
+
+
+def _workers(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 1024:
+        raise argparse.ArgumentTypeError("expected a whole number between 1 and 1024")
+    return int(raw)
 
 
 def _with_resources(command: Command) -> Callable[[Settings, argparse.Namespace], int]:
@@ -263,6 +276,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the public and admin listeners")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="server processes sharing the listeners (default: AUTHSERVER_WORKERS, or the "
+        "number of CPUs this process may use)",
+    )
     serve.set_defaults(run=_serve)
     migrate_cmd = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate_cmd.set_defaults(run=_migrate)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from authserver.cpus import available_cpus
 from authserver.errors import ConfigError, Malformed
 
 PREFIX = "AUTHSERVER_"
@@ -83,7 +84,9 @@ class Settings:
     argon2_max_wait: int = 2  # seconds a password check may queue before it is shed (503)
     argon2: Argon2Params = Argon2Params()
     pool_min_size: int = 2
-    pool_max_size: int = 10
+    pool_max_size: int = 10  # per worker process, within its share of pool_budget
+    pool_budget: int = 50  # connections all workers' pools may hold together
+    workers: int = 1  # server processes sharing the listeners
     migrate_on_start: bool = True
     allow_http_redirects: bool = False
     pkce_required_for_all: bool = True  # RFC 9700 §2.1.1: new clients' require_pkce default
@@ -102,6 +105,7 @@ class Settings:
         env = _Env(environ)
         public_addr = env.get("PUBLIC_ADDR", parse_address, Address("0.0.0.0", 8080))  # noqa: S104
         database_url = env.get("DATABASE_URL", _parse_database_url, None)
+        pool_budget = env.get("POOL_BUDGET", _int(1, 100_000), 50)
         return cls(
             database_url=database_url,
             data_dir=env.get("DATA_DIR", Path, Path(".authserver")),
@@ -147,6 +151,9 @@ class Settings:
             ),
             pool_min_size=env.get("POOL_MIN_SIZE", _int(0, 1000), 2),
             pool_max_size=env.get("POOL_MAX_SIZE", _int(1, 1000), 10),
+            pool_budget=pool_budget,
+            # Unset: one per CPU, but never so many that a worker would get no connection.
+            workers=env.get("WORKERS", _int(1, 1024), None) or min(available_cpus(), pool_budget),
             migrate_on_start=env.get("MIGRATE_ON_START", parse_bool, True),
             allow_http_redirects=env.get("ALLOW_HTTP_REDIRECTS", parse_bool, False),
             pkce_required_for_all=env.get("PKCE_REQUIRED_FOR_ALL", parse_bool, True),
@@ -162,7 +169,19 @@ class Settings:
                 f"{PREFIX}POOL_MIN_SIZE ({self.pool_min_size}) is larger than "
                 f"{PREFIX}POOL_MAX_SIZE ({self.pool_max_size})"
             )
+        if self.pool_budget < self.workers:
+            raise ConfigError(
+                f"{PREFIX}POOL_BUDGET ({self.pool_budget}) is smaller than the number of "
+                f"workers ({self.workers}): each worker needs at least one connection"
+            )
         return self
+
+    def per_worker(self) -> Settings:
+        """The settings one worker process runs with: its pool gets the smaller of
+        ``pool_max_size`` and an even share of ``pool_budget``, so all the pools together
+        never hold more than the budget."""
+        size = min(self.pool_max_size, self.pool_budget // self.workers)
+        return replace(self, pool_max_size=size, pool_min_size=min(self.pool_min_size, size))
 
 
 class _Env:

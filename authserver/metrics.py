@@ -1,17 +1,22 @@
 """Prometheus metrics, served on the admin listener at /metrics.
 
 One registry per process, owned by the shared resources (not the module-global default), so
-tests that build several apps do not collide. authserver serves both listeners from one
-process; running several uvicorn workers would need prometheus-client's multiprocess mode.
+tests that build several apps do not collide. With several worker processes (``authserver
+serve --workers N``) every value lives in prometheus-client's multiprocess files, in a
+directory the supervisor makes for the run, and /metrics adds up all workers' files: one view,
+whichever worker answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as prometheus_values
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -34,7 +39,15 @@ class _PoolCollector(Collector):
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        """``multiprocess_dir``: this process is one of several workers; its values go to files
+        there (the directory must also be in PROMETHEUS_MULTIPROC_DIR, where the library
+        looks for it when it opens them)."""
+        self._multiprocess_dir = multiprocess_dir
+        if multiprocess_dir is not None:
+            # prometheus-client picks its value class once, at import, from the environment;
+            # a worker learns it is one after that, so it picks again before any metric exists.
+            prometheus_values.ValueClass = prometheus_values.MultiProcessValue()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -95,7 +108,26 @@ class Metrics:
             False: self.introspections.labels("inactive"),
         }
         self._pool_sizes: Callable[[], tuple[int, int] | None] = lambda: None
-        r.register(_PoolCollector(lambda: self._pool_sizes()))
+        self._worker_requests: Any = None
+        self._pool_gauge: Any = None
+        if multiprocess_dir is None:
+            r.register(_PoolCollector(lambda: self._pool_sizes()))
+        else:
+            # Per live worker (a pid label), so an operator sees how the load is spread and
+            # which workers run; a dead worker's line goes when the supervisor buries it.
+            self._worker_requests = Gauge(
+                "authserver_worker_requests",
+                "Requests answered by each live worker process",
+                registry=r,
+                multiprocess_mode="liveall",
+            )
+            self._pool_gauge = Gauge(
+                "authserver_db_pool_connections",
+                "Database pool connections",
+                ["state"],
+                registry=r,
+                multiprocess_mode="livesum",
+            )
 
     def request_done(self, listener: str, route: str, status: int, seconds: float) -> None:
         """Count one request; the labelled children are looked up once, not per request."""
@@ -109,6 +141,8 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+        if self._worker_requests is not None:
+            self._worker_requests.inc()
 
     def introspected(self, active: bool) -> None:
         self._introspected[active].inc()
@@ -121,6 +155,19 @@ class Metrics:
 
     def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
         self._pool_sizes = sizes
+
+    @property
+    def multiprocess(self) -> bool:
+        return self._multiprocess_dir is not None
+
+    async def sample_pool(self) -> None:
+        """Write this worker's pool sizes where the other workers' /metrics can read them
+        (a single process reads them live at each scrape instead)."""
+        sizes = self._pool_sizes()
+        if self._pool_gauge is not None and sizes is not None:
+            size, idle = sizes
+            self._pool_gauge.labels("in_use").set(size - idle)
+            self._pool_gauge.labels("idle").set(idle)
 
     def observe_audit(self, kind: str, detail: Mapping[str, Any]) -> None:
         """Security events are counted where they are audited: one place sees them all."""
@@ -143,4 +190,8 @@ class Metrics:
         self.janitor_deleted.labels(table).inc(rows)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(registry)

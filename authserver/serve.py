@@ -3,7 +3,8 @@
 The services are opened before the listeners start, so a database that cannot be reached
 fails the start with one clear line instead of two lifespan tracebacks. On SIGTERM both
 listeners stop accepting, in-flight requests get ``shutdown_grace`` seconds to finish, and
-only then is the pool closed.
+only then is the pool closed. One of several worker processes (``authserver.workers``) serves
+the same way, on listening sockets its supervisor bound (a ``WorkerRole``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Generator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -31,6 +35,18 @@ log = logging.getLogger("authserver")
 # Seconds a connection accepted just before SIGTERM gets to send its request once the listener
 # is closed (capped by the shutdown grace).
 FIRST_REQUEST_GRACE = 0.5
+PARENT_CHECK = 1.0  # seconds between a worker's looks at whether its supervisor is still there
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """What makes a serving process one of several workers."""
+
+    public: socket.socket  # listening sockets the supervisor bound, shared by every worker
+    admin: socket.socket
+    metrics_dir: Path  # prometheus-client's multiprocess files, added up by /metrics
+    parent: int  # the supervisor's pid: once it is gone, the worker drains and exits
+    ready: Callable[[], None]  # called once, when both listeners accept
 
 
 class _Server(uvicorn.Server):
@@ -101,18 +117,21 @@ def listener_server(
     return _Server(config)
 
 
-async def serve(settings: Settings) -> bool:
+async def serve(settings: Settings, role: WorkerRole | None = None) -> bool:
     """Serve until a signal, or until either listener fails; True if both ran."""
-    async with open_services(settings, background=True) as services:
+    metrics_dir = role.metrics_dir if role is not None else None
+    async with open_services(settings, background=True, metrics_dir=metrics_dir) as services:
         servers = [
             listener_server(public_app(services), settings.public_addr, settings),
             listener_server(admin_app(services), settings.admin_addr, settings),
         ]
-        await _serve_until_stopped(servers, settings, services.health)
+        await _serve_until_stopped(servers, settings, services.health, role)
     return all(server.started for server in servers)
 
 
-async def _serve_until_stopped(servers: list[_Server], settings: Settings, health: Health) -> None:
+async def _serve_until_stopped(
+    servers: list[_Server], settings: Settings, health: Health, role: WorkerRole | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     stopping: asyncio.TimerHandle | None = None
 
@@ -136,9 +155,9 @@ async def _serve_until_stopped(servers: list[_Server], settings: Settings, healt
             stopping.cancel()
         stop()
 
-    async def run(server: _Server) -> None:
+    async def run(server: _Server, sock: socket.socket | None) -> None:
         try:
-            await server.serve()
+            await server.serve(sockets=None if sock is None else [sock])
         except SystemExit:
             # uvicorn logs a failed bind and calls sys.exit() inside the event loop; let it
             # count as "did not start" (exit status 1) instead of tearing the loop down.
@@ -154,8 +173,29 @@ async def _serve_until_stopped(servers: list[_Server], settings: Settings, healt
         settings.public_addr,
         settings.admin_addr,
     )
+    sockets = [None, None] if role is None else [role.public, role.admin]
+    watch = None if role is None else asyncio.create_task(_watch(servers, role, on_signal))
     try:
-        await asyncio.gather(*(run(server) for server in servers))
+        await asyncio.gather(
+            *(run(server, sock) for server, sock in zip(servers, sockets, strict=True))
+        )
     finally:
+        if watch is not None:
+            watch.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _watch(
+    servers: list[_Server], role: WorkerRole, on_signal: Callable[[int], None]
+) -> None:
+    """Tell the supervisor when both listeners accept; drain as on SIGTERM if it goes away
+    (killed outright, it could not pass the signal on)."""
+    # uvicorn says "started" with a flag, and only the kernel knows the parent is gone: polled.
+    while not all(server.started for server in servers):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    role.ready()
+    while os.getppid() == role.parent:  # noqa: ASYNC110
+        await asyncio.sleep(PARENT_CHECK)
+    log.warning("the supervisor is gone; draining")
+    on_signal(signal.SIGTERM)

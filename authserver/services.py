@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.types import ASGIApp
 
@@ -55,6 +56,7 @@ from authserver.oauth.openid import IdTokenSigner
 from authserver.oauth.userinfo import UserInfo
 from authserver.oidc.keys import KeyLifecycle, KeyVault, SigningKeys
 from authserver.oidc.logout import Logouts
+from authserver.periodic import every
 from authserver.security.client_secrets import SecretHasher
 from authserver.security.keys import Keyring
 from authserver.security.passwords import Passwords
@@ -65,6 +67,8 @@ from authserver.users import Users
 log = logging.getLogger("authserver")
 
 Clock = Callable[[], float]
+
+POOL_SAMPLE = 1.0  # seconds between a worker's writes of its pool sizes for the others' /metrics
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,15 @@ class Services:
 
 @asynccontextmanager
 async def open_services(
-    settings: Settings, *, background: bool = False, clock: Clock = time.time
+    settings: Settings,
+    *,
+    background: bool = False,
+    clock: Clock = time.time,
+    metrics_dir: Path | None = None,
 ) -> AsyncIterator[Services]:
     """Open the pool and build every part; ``background`` also runs the janitor and follows
-    client changes (a server does, a one-off command does not)."""
+    client changes (a server does, a one-off command does not). ``metrics_dir``: this is one
+    of several worker processes, whose metrics are added up from the files there."""
     pool = await create_pool(settings)
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -103,8 +112,11 @@ async def open_services(
                     await conn.reset()  # the migration lock is session state
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
-        metrics = Metrics()
+        metrics = Metrics(metrics_dir)
         metrics.watch_pool(lambda: (pool.get_size(), pool.get_idle_size()))
+        if background and metrics.multiprocess:
+            sample = every(POOL_SAMPLE, metrics.sample_pool, "cannot sample the pool", at_once=True)
+            tasks.append(asyncio.create_task(sample))
         store = Store(pool, on_audit=metrics.observe_audit)
         client_cache = ClientCache(store, settings.client_cache_ttl if background else 0)
         if background and settings.client_cache_ttl > 0:

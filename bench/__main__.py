@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per side (default 3)")
     parser.add_argument("--connections", type=int, help="concurrent connections (default 16)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="authserver serve --workers (default 1)"
+    )
     return parser
 
 
@@ -57,7 +60,7 @@ def main() -> int:
         # Logs, request files and raw wrk output of the latest run only (ignored by git).
         shutil.rmtree(OUT_DIR, ignore_errors=True)
         OUT_DIR.mkdir(parents=True)
-        outcome = asyncio.run(Bench(profile, wrk, OUT_DIR).run())
+        outcome = asyncio.run(Bench(profile, wrk, OUT_DIR, workers=args.workers).run())
     except (WrkError, ServerError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2

@@ -53,11 +53,13 @@ class _Files:
 
 
 class Bench:
-    def __init__(self, profile: Profile, wrk: str, out: Path) -> None:
+    def __init__(self, profile: Profile, wrk: str, out: Path, workers: int = 1) -> None:
         self.profile = profile
+        self.workers = workers
         self.wrk = wrk
         self.out = out
         self.outcome = Outcome(meta=run_meta(profile, wrk))
+        self.outcome.meta["authserver_workers"] = workers
         self._phases: dict[str, float] = {}
         self._cpu = CpuWatch([], None)  # until the servers and the cluster are known
         self._tag = ""  # names the current paired run's log files
@@ -84,7 +86,11 @@ class Bench:
                 with (
                     running("floor", "bench.floor", db.url, self.out / "floor.log") as floor,
                     running(
-                        "authserver", "authserver", db.url, self.out / "authserver.log"
+                        "authserver",
+                        "authserver",
+                        db.url,
+                        self.out / "authserver.log",
+                        workers=self.workers,
                     ) as auth,
                 ):
                     await wait_ready(floor, "/", None)

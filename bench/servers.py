@@ -52,7 +52,7 @@ def free_port() -> int:
         return port
 
 
-def production_environ(database_url: str, public_port: int) -> dict[str, str]:
+def production_environ(database_url: str, public_port: int, workers: int = 1) -> dict[str, str]:
     """authserver's production settings on loopback: INFO logs, default argon2 and pool, no
     migration or janitor at start (the bench migrated and seeded; a janitor would delete the
     filler rows mid-run). Any AUTHSERVER_* of the caller's shell is dropped."""
@@ -68,20 +68,24 @@ def production_environ(database_url: str, public_port: int) -> dict[str, str]:
             "AUTHSERVER_LOG_LEVEL": "INFO",
             "AUTHSERVER_MIGRATE_ON_START": "false",
             "AUTHSERVER_JANITOR_INTERVAL": "0",
+            # One process unless asked (--workers): the default would follow the CPU count.
+            "AUTHSERVER_WORKERS": str(workers),
         }
     )
     return env
 
 
 @contextmanager
-def running(name: str, module: str, database_url: str, log: Path) -> Iterator[Server]:
+def running(
+    name: str, module: str, database_url: str, log: Path, *, workers: int = 1
+) -> Iterator[Server]:
     """``python -m <module> [serve]`` with the production environment; stopped on exit."""
     port = free_port()
     argv = [sys.executable, "-m", module, *(["serve"] if module == "authserver" else [])]
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
             argv,
-            env=production_environ(database_url, port),
+            env=production_environ(database_url, port, workers),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

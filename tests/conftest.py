@@ -64,6 +64,9 @@ def server_environ(database_url: str, **overrides: str) -> dict[str, str]:
         # changes through PostgreSQL notifications, milliseconds later, and has tests of its own
         # (test_client_cache.py) with it switched on.
         "AUTHSERVER_CLIENT_CACHE_TTL": "0",
+        # One process, whatever the machine's CPUs, unless a test asks for more
+        # (test_workers.py): the default would follow the CPU count.
+        "AUTHSERVER_WORKERS": "1",
         **CHEAP_ARGON2,
     }
     env.update({f"AUTHSERVER_{key.upper()}": value for key, value in overrides.items()})

@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "authserver.errors",
         "authserver.answer",
         "authserver.files",
+        "authserver.cpus",
         "authserver.periodic",
         "authserver.config",
         "authserver.models",
@@ -38,7 +39,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ),
     ("authserver.http",),  # the HTTP edge
     ("authserver.services",),  # the composition root
-    ("authserver.serve", "authserver.cli", "authserver.embedded", "authserver.__main__"),
+    (
+        "authserver.serve",
+        "authserver.workers",
+        "authserver.cli",
+        "authserver.embedded",
+        "authserver.__main__",
+    ),
 )
 EDGE = 3  # layers below this one import no web framework
 FRAMEWORKS = ("starlette", "uvicorn", "httpx", "jinja2", "itsdangerous")

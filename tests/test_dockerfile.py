@@ -126,6 +126,12 @@ def test_default_command_serves(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("usage: authserver serve")
+    assert "--workers" in done.stdout
+
+
+def test_worker_count_follows_the_container() -> None:
+    """The image fixes no AUTHSERVER_WORKERS: the server counts the CPUs its cgroup allows."""
+    assert "AUTHSERVER_WORKERS" not in " ".join(arguments(final_stage(), "ENV"))
 
 
 def healthcheck() -> list[str]:

@@ -592,6 +592,27 @@ def test_in_server_janitor_keeps_its_interval(default: list[Manifest]) -> None:
     assert "AUTHSERVER_JANITOR_INTERVAL" not in config(default)
 
 
+def test_workers_reach_the_server(default: list[Manifest]) -> None:
+    """values.yaml `workers` is the server's AUTHSERVER_WORKERS, its pools within the budget."""
+    assert config(default)["AUTHSERVER_WORKERS"] == "2"
+    settings = server_settings(default)
+    assert settings.workers == 2
+    assert settings.workers * settings.per_worker().pool_max_size <= settings.pool_budget
+    chosen = render(values_for("default", workers=4, config={"settings": {"POOL_BUDGET": 20}}))
+    assert server_settings(chosen).per_worker().pool_max_size == 5
+
+
+def test_zero_workers_leaves_the_count_to_the_server() -> None:
+    """`workers: 0` sets no AUTHSERVER_WORKERS: the server counts the CPUs it may use."""
+    assert "AUTHSERVER_WORKERS" not in config(render(values_for("default", workers=0)))
+
+
+def test_schema_rejects_negative_workers() -> None:
+    """`workers` below 0 fails the schema, before anything is rendered."""
+    with pytest.raises(helm.HelmValuesError, match="workers"):
+        render(values_for("default", workers=-1))
+
+
 # An existing Secret and sidecar mode
 
 

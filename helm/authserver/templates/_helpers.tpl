@@ -103,6 +103,10 @@ before the release's ConfigMap exists.
 {{- $_ := set $settings "AUTHSERVER_PUBLIC_ADDR" (include "authserver.addr" (list $config.listenHost $config.publicPort)) }}
 {{- $_ := set $settings "AUTHSERVER_ADMIN_ADDR" (include "authserver.addr" (list $adminHost $config.adminPort)) }}
 {{- $_ := set $settings "AUTHSERVER_SHUTDOWN_GRACE" (toString $config.shutdownGrace) }}
+{{- /* 0: unset, the server counts the CPUs the container may use. */}}
+{{- if gt (int .Values.workers) 0 }}
+{{- $_ := set $settings "AUTHSERVER_WORKERS" (toString (int .Values.workers)) }}
+{{- end }}
 {{- /* The hook Job has migrated before any pod starts; the pods need not try again. */}}
 {{- $_ := set $settings "AUTHSERVER_MIGRATE_ON_START" (ternary "false" "true" .Values.migration.enabled) }}
 {{- /* The CronJob does the janitor's work; the in-server janitor stays off. */}}
