@@ -110,10 +110,6 @@ class Bench:
                     await wait_ready(auth, "/readyz", 200)
                     self._cpu = CpuWatch([floor.pid, auth.pid], postmaster_pid(db.data_dir))
                     for size in self.profile.sizes:
-                        if self.peers and size == self.profile.sizes[0]:
-                            # Peers first, at the smallest table: their own tables are as small.
-                            await table.grow_to(size)
-                            await self._peer_section(db, auth, files, await table.rows())
                         if size == self.profile.main_size:
                             refresh = await self._timed(
                                 "seed refresh tokens", self._refresh_files(conn, seeded)
@@ -126,6 +122,9 @@ class Bench:
                             await settle(conn)  # the write loads left dead rows behind
                         else:
                             await self._step(floor, auth, files, rows, None)
+                        if self.peers and size == self.profile.sizes[0]:
+                            # At the smallest table: the peers' own tables are as small.
+                            await self._peer_section(db, auth, files, rows)
                     self.outcome.final_rss = auth.rss_bytes()
                     self.outcome.meta["floor_final_rss_bytes"] = floor.rss_bytes()
             finally:
@@ -193,6 +192,7 @@ class Bench:
             installed = await self._timed(
                 "install peers", install_peers(workdir, self.out / "peers-install.log")
             )
+            self.outcome.meta["peers"]["versions"] = installed.versions
             async with another_database(db) as dot_url, another_database(db) as oidc_url:
                 dot = await self._timed(
                     "seed django-oauth-toolkit",

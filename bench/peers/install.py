@@ -5,6 +5,7 @@ node/package-lock.json, so two runs measure the same code."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class Installed:
     dot_gunicorn: Path
     node: str  # the node binary
     node_dir: Path  # server.mjs with its node_modules
+    versions: dict[str, str]  # for results.json: what was measured
 
 
 async def install_peers(workdir: Path, log: Path) -> Installed:
@@ -57,7 +59,18 @@ async def install_peers(workdir: Path, log: Path) -> Installed:
         dot_gunicorn=venv / "bin" / "gunicorn",
         node=node,
         node_dir=node_dir,
+        versions=await _versions(node, node_dir),
     )
+
+
+async def _versions(node: str, node_dir: Path) -> dict[str, str]:
+    found = dict(requirement.split("==") for requirement in DOT_REQUIREMENTS)
+    proc = await asyncio.create_subprocess_exec(node, "--version", stdout=asyncio.subprocess.PIPE)
+    found["node"] = (await proc.communicate())[0].decode().strip()
+    for package in ("oidc-provider", "pg"):
+        manifest = node_dir / "node_modules" / package / "package.json"
+        found[package] = json.loads(manifest.read_text())["version"]
+    return found
 
 
 async def _run(argv: list[str], out: IO[bytes], cwd: Path | None = None) -> None:
