@@ -60,10 +60,12 @@ def free_port() -> int:
         return port
 
 
-def production_environ(database_url: str, public_port: int) -> dict[str, str]:
+def production_environ(database_url: str, public_port: int, workers: int = 1) -> dict[str, str]:
     """authserver's production settings on loopback: INFO logs, default argon2 and pool, no
     migration or janitor at start (the bench migrated and seeded; a janitor would delete the
-    filler rows mid-run). Any AUTHSERVER_* of the caller's shell is dropped."""
+    filler rows mid-run), ``workers`` server processes (an authserver that has the setting
+    would otherwise start one per CPU; one that lacks it ignores it). Any AUTHSERVER_* of the
+    caller's shell is dropped."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHSERVER_")}
     env.update(
         {
@@ -76,6 +78,7 @@ def production_environ(database_url: str, public_port: int) -> dict[str, str]:
             "AUTHSERVER_LOG_LEVEL": "INFO",
             "AUTHSERVER_MIGRATE_ON_START": "false",
             "AUTHSERVER_JANITOR_INTERVAL": "0",
+            "AUTHSERVER_WORKERS": str(workers),
         }
     )
     return env
@@ -86,13 +89,14 @@ def running(
     name: str, module: str, database_url: str, log: Path, workers: int = 1
 ) -> Iterator[Server]:
     """``python -m <module> [serve]`` with the production environment; stopped on exit.
-    ``--workers`` goes to ``authserver serve`` only when more than one is asked for, so the
-    bench runs on an authserver without that option."""
+    ``--workers`` goes to ``authserver serve`` only when more than one is asked for: the bench
+    runs on an authserver without that option, and fails at start if more are asked of one."""
     port = free_port()
     argv = [sys.executable, "-m", module]
     if module == "authserver":
         argv += ["serve", *(["--workers", str(workers)] if workers != 1 else [])]
-    with running_command(name, argv, production_environ(database_url, port), port, log) as server:
+    env = production_environ(database_url, port, workers)
+    with running_command(name, argv, env, port, log) as server:
         yield server
 
 
