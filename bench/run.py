@@ -266,7 +266,8 @@ class Bench:
         problems = "; ".join(run.load.problems() + ref.load.problems())
         _say(
             f"  {run.server} {name} at {rows:,} rows: {run.load.rate:,.1f} {run.unit} "
-            f"({ref.server} {ref.name} {ref.load.rate:,.1f} {ref.unit}), p99 "
+            f"({ref.server}{f' {reference_name}' if reference_name else ''} "
+            f"{ref.load.rate:,.1f} {ref.unit}), p99 "
             f"{run.load.latency_ms.get('p99', 0):.1f} ms, other cores "
             f"{max(run.cpu.other, ref.cpu.other):.2f}" + (f"  !! {problems}" if problems else "")
         )

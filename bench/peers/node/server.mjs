@@ -52,7 +52,12 @@ const provider = new Provider(issuer, {
   scopes: ['openid', 'read', 'write'],
   features: {
     clientCredentials: { enabled: true },
-    introspection: { enabled: true },
+    introspection: {
+      enabled: true,
+      // The provider's default, stated: a confidential client may introspect any token.
+      allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none'
+        || token.clientId === client.clientId,
+    },
     devInteractions: { enabled: false },
   },
   // An hour, as authserver's access tokens (the provider's default is ten minutes).
