@@ -155,8 +155,8 @@ class Bench:
         """One table size's paired runs: introspection always, every other load at the main
         size. Each pairs authserver with the floor's introspection of valid tokens."""
         valid = WrkLoad(INTROSPECT_PATH, files.valid, "random", 200, _ACTIVE)
-        floor_side = self._wrk_side(floor, [valid])
-        await self._paired("introspect-valid", rows, floor_side, self._wrk_side(auth, [valid]))
+        floor_side = self.wrk_side(floor, [valid])
+        await self.paired_run("introspect-valid", rows, floor_side, self.wrk_side(auth, [valid]))
         if main is None:
             return
         refresh, seeded = main
@@ -165,16 +165,16 @@ class Bench:
             ("introspect-forged", files.forged, _INACTIVE),
         ):
             load = WrkLoad(INTROSPECT_PATH, file, "random", 200, pattern)
-            await self._paired(name, rows, floor_side, self._wrk_side(auth, [load]))
+            await self.paired_run(name, rows, floor_side, self.wrk_side(auth, [load]))
         issue = WrkLoad(TOKEN_PATH, files.client_credentials, "random", 200, '"access_token"')
-        await self._paired("client-credentials", rows, floor_side, self._wrk_side(auth, [issue]))
+        await self.paired_run("client-credentials", rows, floor_side, self.wrk_side(auth, [issue]))
         # Single-use tokens: one file for the warm-up, one per slice, each walked once.
         rotations = [WrkLoad(TOKEN_PATH, f, "walk", 200, '"refresh_token"') for f in refresh]
-        await self._paired(
-            "refresh-rotation", rows, floor_side, self._wrk_side(auth, rotations[1:], rotations[0])
+        await self.paired_run(
+            "refresh-rotation", rows, floor_side, self.wrk_side(auth, rotations[1:], rotations[0])
         )
         plain = self._flow_side(auth, seeded)
-        await self._paired("authcode-pkce-flow", rows, floor_side, plain)
+        await self.paired_run("authcode-pkce-flow", rows, floor_side, plain)
         # OpenID Connect's code flow on the same sessions, over the plain flow in its slices.
         await self.paired_run(
             "oidc-code-flow",
@@ -234,9 +234,6 @@ class Bench:
         finally:
             self._cpu = before
 
-    async def _paired(self, name: str, rows: int, floor: Side, auth: Side) -> None:
-        await self.paired_run(name, rows, floor, auth)
-
     async def paired_run(
         self,
         name: str,
@@ -272,12 +269,7 @@ class Bench:
             f"{max(run.cpu.other, ref.cpu.other):.2f}" + (f"  !! {problems}" if problems else "")
         )
 
-    def wrk_side(self, server: Server, loads: list[WrkLoad]) -> Side:
-        return self._wrk_side(server, loads)
-
-    def _wrk_side(
-        self, server: Server, loads: list[WrkLoad], warmup: WrkLoad | None = None
-    ) -> Side:
+    def wrk_side(self, server: Server, loads: list[WrkLoad], warmup: WrkLoad | None = None) -> Side:
         """wrk against ``server``: slice i sends loads[i] (or the only one)."""
         p = self.profile
 
