@@ -203,6 +203,7 @@ def _dot(installed: Installed, url: str, workers: int, out: Path) -> Iterator[Se
         f"127.0.0.1:{port}",
         "--access-logfile",
         "-",  # one line per request, as authserver's access log
+        "--no-control-socket",  # gunicorn's default socket is a fixed path in $HOME
         "dotpeer.wsgi",
     ]
     with running_command(name, argv, _dot_environ(url), port, out / f"{name}.log") as server:
