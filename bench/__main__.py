@@ -38,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_workers,
         default=(1,),
-        help="authserver's worker counts to compare the peers with, e.g. 1,2 (default 1; "
-        "more than 1 needs `authserver serve --workers`)",
+        help="authserver's worker counts, e.g. 2 or 1,2: the first for every run, each for a "
+        "comparison with the peers (default 1; more needs `authserver serve --workers`)",
     )
     return parser
 

@@ -73,7 +73,8 @@ class Bench:
         self.wrk = wrk
         self.out = out
         self.peers = peers
-        self.workers = workers  # authserver's worker counts the peers are compared with
+        # authserver's worker counts: the first for every run, each for a comparison with the peers
+        self.workers = workers
         self.outcome = Outcome(meta=run_meta(profile, wrk))
         self._phases: dict[str, float] = {}
         self._cpu = CpuWatch([], None)  # until the servers and the cluster are known
@@ -103,7 +104,11 @@ class Bench:
                 with (
                     running("floor", "bench.floor", db.url, self.out / "floor.log") as floor,
                     running(
-                        "authserver", "authserver", db.url, self.out / "authserver.log"
+                        "authserver",
+                        "authserver",
+                        db.url,
+                        self.out / "authserver.log",
+                        self.workers[0],
                     ) as auth,
                 ):
                     await wait_ready(floor, "/", None)
@@ -203,7 +208,7 @@ class Bench:
                 for workers in self.workers:
                     with ExitStack() as stack:
                         reference = auth
-                        if workers != 1:
+                        if workers != self.workers[0]:
                             reference = stack.enter_context(
                                 running(
                                     f"authserver-{workers}w",
