@@ -15,7 +15,8 @@ from bench.config import FULL, OUT_DIR, QUICK, RESULTS_FILE
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark authserver against a bare Starlette + asyncpg floor.",
+        description="Benchmark authserver against a bare Starlette + asyncpg floor, and "
+        "against its peers.",
     )
     parser.add_argument(
         "--quick", action="store_true", help="short runs at 10^4 and 10^5 rows only"
@@ -28,9 +29,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, help="concurrent connections (default 16)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
     parser.add_argument(
-        "--workers", type=int, default=1, help="authserver serve --workers (default 1)"
+        "--no-peers",
+        dest="peers",
+        action="store_false",
+        help="skip the peers (the ASGI ceiling, django-oauth-toolkit, oidc-provider)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=(1,),
+        help="authserver's worker counts, e.g. 2 or 1,2: the first for every run, each for a "
+        "comparison with the peers (default 1; more needs `authserver serve --workers`)",
     )
     return parser
+
+
+def _workers(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("a comma-separated list of counts, e.g. 1,2") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("worker counts are 1 or more")
+    return counts
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -47,7 +68,8 @@ def main() -> int:
         print("bench: httpx is missing: .venv/bin/pip install -e '.[bench]'", file=sys.stderr)
         return 2
     # Imported after the check above: these modules need httpx.
-    from bench.report import all_met, judge, notes, table, write_results
+    from bench.peers.install import PeerError
+    from bench.report import all_met, compare_peers, judge, notes, table, write_results
     from bench.run import Bench
     from bench.servers import ServerError
     from bench.wrk import WrkError, ensure_wrk
@@ -60,18 +82,22 @@ def main() -> int:
         # Logs, request files and raw wrk output of the latest run only (ignored by git).
         shutil.rmtree(OUT_DIR, ignore_errors=True)
         OUT_DIR.mkdir(parents=True)
-        outcome = asyncio.run(Bench(profile, wrk, OUT_DIR, workers=args.workers).run())
-    except (WrkError, ServerError) as exc:
+        bench = Bench(profile, wrk, OUT_DIR, peers=args.peers, workers=args.workers)
+        outcome = asyncio.run(bench.run())
+    except (WrkError, ServerError, PeerError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted; servers and database stopped", file=sys.stderr)
         return 130
     verdicts = judge(outcome.runs, outcome.final_rss)
-    write_results(args.output, outcome.meta, outcome.runs, verdicts)
+    write_results(args.output, outcome.meta, outcome.runs, verdicts, outcome.peer_runs)
     print()
     print(table(verdicts))
-    for note in notes(outcome.runs):
+    if outcome.peer_runs:
+        print("\npeers: each over authserver in the same slices")
+        print(table(compare_peers(outcome.peer_runs)))
+    for note in notes(outcome.runs + outcome.peer_runs):
         print(f"note: {note}")
     met = all_met(verdicts)
     total = outcome.meta["phases_s"].get("total", 0.0)

@@ -1,8 +1,10 @@
 """Where the CPU went during a run: the server under load, PostgreSQL, and anything else.
 
-"Other" is the machine's busy time minus everything the bench accounts for (its own process,
-its finished children such as wrk, both servers, the PostgreSQL cluster). Anything well above
-zero means another program competed for the two cores and the run's figures are noisy.
+A server is its whole process tree (a pre-forking server's workers count as its own). The load
+generator is the bench's finished children during the run (wrk, the flow generator). "Other" is
+the machine's busy time minus everything the bench accounts for (its own process, the load
+generator, the servers, the PostgreSQL cluster). Anything well above zero means another program
+competed for the two cores and the run's figures are noisy.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class CpuSnapshot:
     machine_total: int
     per_process: dict[int, int]  # ticks of each process we account for
     postgres: frozenset[int]  # which of them are PostgreSQL's
+    trees: dict[int, frozenset[int]]  # each server's process and its descendants
     children: float  # seconds of our own finished children (wrk, the flow generator)
 
 
@@ -37,6 +40,7 @@ class CpuUse:
     other: float
     machine: float  # all of it, of the machine's cores (the same unit)
     seconds: float = 0.0  # the wall time it was measured over
+    client: float = 0.0  # the load generator (wrk or the flow generator)
 
     @property
     def noisy(self) -> bool:
@@ -57,6 +61,7 @@ def combine(parts: Sequence[CpuUse]) -> CpuUse:
         other=mean([use.other for use in parts]),
         machine=mean([use.machine for use in parts]),
         seconds=wall,
+        client=mean([use.client for use in parts]),
     )
 
 
@@ -65,9 +70,15 @@ class CpuWatch:
         self._servers = tuple(server_pids)
         self._postmaster = postmaster_pid
 
+    def watching(self, server_pid: int) -> CpuWatch:
+        """The same watch, also accounting for ``server_pid`` (a server started later)."""
+        return CpuWatch([*self._servers, server_pid], self._postmaster)
+
     def snapshot(self) -> CpuSnapshot:
-        postgres = _postgres_pids(self._postmaster) if self._postmaster else set()
-        pids = {os.getpid(), *self._servers, *postgres}
+        parents = _parents()
+        postgres = _tree(self._postmaster, parents) if self._postmaster else set()
+        trees = {pid: frozenset(_tree(pid, parents)) for pid in self._servers}
+        pids = {os.getpid(), *postgres, *(pid for tree in trees.values() for pid in tree)}
         busy, total = _machine()
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return CpuSnapshot(
@@ -76,6 +87,7 @@ class CpuWatch:
             machine_total=total,
             per_process={pid: ticks for pid in pids if (ticks := _ticks(pid)) is not None},
             postgres=frozenset(postgres),
+            trees=trees,
             children=usage.ru_utime + usage.ru_stime,
         )
 
@@ -89,16 +101,20 @@ class CpuWatch:
             # A process that appeared during the run (a new pooled connection) spent it all.
             return after.per_process.get(pid, 0) - before.per_process.get(pid, 0)
 
+        # A worker that exited during the run took its ticks with it: counted in other.
         accounted: float = sum(spent(pid) for pid in after.per_process)
-        accounted += (after.children - before.children) * _TICKS
+        client = (after.children - before.children) * _TICKS
+        accounted += client
         machine_busy = after.machine_busy - before.machine_busy
         postgres = sum(spent(pid) for pid in after.postgres)
+        server = sum(spent(pid) for pid in after.trees.get(server_pid, {server_pid}))
         return CpuUse(
-            server=cores(spent(server_pid)),
+            server=cores(server),
             postgres=cores(postgres) if self._postmaster else None,
             other=max(0.0, cores(machine_busy - accounted)),
             machine=cores(machine_busy),
             seconds=wall,
+            client=cores(client),
         )
 
 
@@ -127,9 +143,9 @@ def _ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15 of proc(5))
 
 
-def _postgres_pids(postmaster: int) -> set[int]:
-    """The postmaster and its children (backends, checkpointer, WAL writer, ...)."""
-    found = {postmaster}
+def _parents() -> dict[int, int]:
+    """Every process's parent, from one pass over /proc."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -137,6 +153,20 @@ def _postgres_pids(postmaster: int) -> set[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == postmaster:  # field 4: ppid
-            found.add(int(entry.name))
+        found[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])  # field 4: ppid
     return found
+
+
+def _tree(root: int, parents: dict[int, int]) -> set[int]:
+    """``root`` and its descendants: the postmaster's backends, a server's workers."""
+    found = {root}
+    grew = True
+    while grew:
+        added = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= added
+        grew = bool(added)
+    return found
+
+
+def tree_pids(root: int) -> set[int]:
+    return _tree(root, _parents())

@@ -1,4 +1,5 @@
-"""The authorization-code + PKCE flow as a load: flows per second.
+"""The authorization-code + PKCE flow as a load: flows per second (plain OAuth, or OpenID
+Connect's with ``scope=openid`` and a nonce).
 
 wrk cannot chain requests, so this is an asyncio load generator with httpx: N workers, each
 looping GET /oauth2/authorize with a signed-in session cookie (a confidential client the user
@@ -43,6 +44,10 @@ class FlowSpec:
     redirect_uri: str
     cookie_name: str
     cookies: list[str]
+    scope: str = "read write"
+    # OpenID Connect: ask for an ID token (scope openid) with a nonce, and check that the ID
+    # token carries it back (its signature is not verified: that is the client's CPU).
+    nonce: bool = False
 
     def dump(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self)))
@@ -71,30 +76,32 @@ async def _flow(client: httpx.AsyncClient, spec: FlowSpec, cookie: str) -> str |
     digest = hashlib.sha256(verifier.encode()).digest()
     challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     state = secrets.token_urlsafe(12)
+    params = {
+        "response_type": "code",
+        "client_id": spec.client_id,
+        "redirect_uri": spec.redirect_uri,
+        "scope": spec.scope,
+        "state": state,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    nonce = secrets.token_urlsafe(12) if spec.nonce else None
+    if nonce is not None:
+        params["nonce"] = nonce
     answer = await client.get(
-        "/oauth2/authorize",
-        params={
-            "response_type": "code",
-            "client_id": spec.client_id,
-            "redirect_uri": spec.redirect_uri,
-            "scope": "read write",
-            "state": state,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        },
-        headers={"Cookie": f"{spec.cookie_name}={cookie}"},
+        "/oauth2/authorize", params=params, headers={"Cookie": f"{spec.cookie_name}={cookie}"}
     )
     location = answer.headers.get("location", "")
     if answer.status_code != 302 or not location.startswith(spec.redirect_uri + "?"):
         return f"authorize answered {answer.status_code} {location or answer.text[:200]}"
-    params = parse_qs(urlsplit(location).query)
-    if params.get("state") != [state] or "code" not in params:
+    query = parse_qs(urlsplit(location).query)
+    if query.get("state") != [state] or "code" not in query:
         return f"authorize redirected without the code or state: {location}"
     answer = await client.post(
         "/oauth2/token",
         data={
             "grant_type": "authorization_code",
-            "code": params["code"][0],
+            "code": query["code"][0],
             "redirect_uri": spec.redirect_uri,
             "code_verifier": verifier,
         },
@@ -102,7 +109,21 @@ async def _flow(client: httpx.AsyncClient, spec: FlowSpec, cookie: str) -> str |
     )
     if answer.status_code != 200 or "access_token" not in answer.json():
         return f"token answered {answer.status_code} {answer.text[:200]}"
+    if nonce is not None and _id_token_nonce(answer.json().get("id_token")) != nonce:
+        return f"token answered without an ID token carrying the nonce: {answer.text[:200]}"
     return None
+
+
+def _id_token_nonce(id_token: object) -> object:
+    """The ``nonce`` claim of a JWS's payload, unverified; None if there is none."""
+    if not isinstance(id_token, str) or id_token.count(".") != 2:
+        return None
+    payload = id_token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return None
+    return claims.get("nonce") if isinstance(claims, dict) else None
 
 
 async def _worker(client: httpx.AsyncClient, spec: FlowSpec, cookie: str, stats: _Stats) -> None:

@@ -1,4 +1,5 @@
-"""A paired run: the floor and one authserver load, in alternating slices.
+"""A paired run: the floor and one authserver load (or authserver and a peer), in alternating
+slices.
 
 This VM's speed drifts by tens of percent within a minute, without any steal time to show for
 it, so a floor measured a minute apart from authserver says little. Alternating short slices
@@ -29,9 +30,18 @@ class Side:
 
 
 async def paired(
-    name: str, rows: int, floor: Side, auth: Side, slices: int, cpu: CpuWatch, pair: int
+    name: str,
+    rows: int,
+    floor: Side,
+    auth: Side,
+    slices: int,
+    cpu: CpuWatch,
+    pair: int,
+    reference_name: str | None = None,
 ) -> tuple[Run, Run]:
-    """Runs for the authserver side and its floor, in that order."""
+    """Runs for the measured side (``auth``: authserver, or a peer) and its reference
+    (``floor``: the floor, or authserver), in that order; each is named by its server.
+    ``reference_name`` names the reference's load when it differs from ``name``."""
     await floor.warm()
     await auth.warm()
     loads: dict[str, list[Load]] = {"floor": [], "auth": []}
@@ -49,7 +59,7 @@ async def paired(
     )
     auth_run = Run(
         name=name,
-        server="authserver",
+        server=auth.server.name,
         rows=rows,
         unit=auth.unit,
         load=merge(loads["auth"]),
@@ -59,14 +69,15 @@ async def paired(
         slice_ratios=ratios,
     )
     floor_run = Run(
-        name=name,
-        server="floor",
+        name=reference_name or name,
+        server=floor.server.name,
         rows=rows,
         unit=floor.unit,
         load=merge(loads["floor"]),
         cpu=combine(uses["floor"]),
         server_rss_bytes=floor.server.rss_bytes(),
         pair=pair,
+        reference=True,
     )
     return auth_run, floor_run
 

@@ -13,11 +13,11 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -60,6 +60,26 @@ async def throwaway_database() -> AsyncIterator[Database]:
         if server is not None:
             server.cleanup()  # stops the cluster
         shutil.rmtree(workdir, ignore_errors=True)  # up to a few GB at 10^7 rows
+
+
+def another_database(db: Database) -> AbstractAsyncContextManager[str]:
+    """A second throwaway database on the same cluster (a peer's own tables); its URL."""
+    return _fresh_database(db.url)
+
+
+def libpq_environ(url: str) -> dict[str, str]:
+    """libpq's PG* variables for a ``postgresql://`` URL (a socket directory given as the
+    ``host`` query parameter, as pgserver's URLs do): psycopg and node's pg both read them."""
+    parts = urlsplit(url)
+    host = parse_qs(parts.query).get("host", [parts.hostname or ""])[0]
+    found = {
+        "PGHOST": host,
+        "PGPORT": str(parts.port or 5432),
+        "PGUSER": unquote(parts.username or ""),
+        "PGPASSWORD": unquote(parts.password or ""),
+        "PGDATABASE": parts.path.lstrip("/"),
+    }
+    return {key: value for key, value in found.items() if value}
 
 
 @asynccontextmanager

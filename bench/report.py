@@ -30,14 +30,15 @@ FLOOR_BUDGETS = {
 @dataclass(frozen=True)
 class Run:
     name: str
-    server: str  # "authserver" or "floor"
+    server: str  # "authserver", "floor", or a peer's name
     rows: int  # in the tokens table during the run
     unit: str  # "req/s", or "flows/s" for the authorization-code flow (two requests each)
     load: Load
     cpu: CpuUse  # cores used during the run by the server, PostgreSQL and anything else
     server_rss_bytes: int  # after the run
-    pair: int  # an authserver run and the floor run sliced with it share a number
-    slice_ratios: tuple[float, ...] = ()  # authserver over floor, slice by slice
+    pair: int  # a measured run and the reference run sliced with it share a number
+    slice_ratios: tuple[float, ...] = ()  # this run over its reference, slice by slice
+    reference: bool = False  # the run the other of its pair is divided by (floor, authserver)
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,7 @@ class Verdict:
 
 
 def judge(runs: list[Run], final_rss: int) -> list[Verdict]:
-    floors = {run.pair: run for run in runs if run.server == "floor"}
-    verdicts = []
-    for run in runs:
-        if run.server == "authserver":
-            verdicts.append(_judge_run(run, floors.get(run.pair)))
-            floor = floors.get(run.pair)
-            if floor is not None:
-                verdicts.append(_floor_row(floor))
+    verdicts = _pairs(runs, peers=False)
     verdicts.append(_scale(runs))
     verdicts.append(
         Verdict(
@@ -85,19 +79,37 @@ def judge(runs: list[Run], final_rss: int) -> list[Verdict]:
     return verdicts
 
 
-def _judge_run(run: Run, floor: Run | None) -> Verdict:
+def compare_peers(runs: list[Run]) -> list[Verdict]:
+    """Each peer's run with authserver's run in the same slices below it; no budgets."""
+    return _pairs(runs, peers=True)
+
+
+def _pairs(runs: list[Run], *, peers: bool) -> list[Verdict]:
+    references = {run.pair: run for run in runs if run.reference}
+    verdicts = []
+    for run in runs:
+        if run.reference:
+            continue
+        reference = references.get(run.pair)
+        verdicts.append(_judge_run(run, reference, peers=peers))
+        if reference is not None:
+            verdicts.append(_reference_row(run, reference))
+    return verdicts
+
+
+def _judge_run(run: Run, floor: Run | None, *, peers: bool = False) -> Verdict:
     problems = tuple(run.load.problems())
     if floor is not None:
-        problems += tuple(f"floor: {problem}" for problem in floor.load.problems())
+        problems += tuple(f"{floor.server}: {problem}" for problem in floor.load.problems())
     ratio = run.load.rate / floor.load.rate if floor is not None and floor.load.rate else None
-    minimum = FLOOR_BUDGETS.get(run.name)
+    minimum = None if peers else FLOOR_BUDGETS.get(run.name)
     if minimum is None:
         budget, passed = "", None if not problems else False
     else:
         budget = f">= {minimum:.2f}x floor"
         passed = not problems and ratio is not None and ratio >= minimum
     return Verdict(
-        name=run.name,
+        name=f"{run.server}: {run.name}" if peers else run.name,
         rows=run.rows,
         rate=run.load.rate,
         unit=run.unit,
@@ -113,9 +125,11 @@ def _judge_run(run: Run, floor: Run | None) -> Verdict:
     )
 
 
-def _floor_row(floor: Run) -> Verdict:
+def _reference_row(run: Run, floor: Run) -> Verdict:
+    # The same server under another load (the OpenID flow's plain flow) is named by its load.
+    what = floor.name if floor.server == run.server else floor.server
     return Verdict(
-        name="  floor, in the same slices",
+        name=f"  {what}, in the same slices",
         rows=floor.rows,
         rate=floor.load.rate,
         unit=floor.unit,
@@ -131,7 +145,11 @@ def _floor_row(floor: Run) -> Verdict:
 
 
 def _scale(runs: list[Run]) -> Verdict:
-    series = [r for r in runs if r.server == "authserver" and r.name == "introspect-valid"]
+    series = [
+        r
+        for r in runs
+        if r.server == "authserver" and r.name == "introspect-valid" and not r.reference
+    ]
     smallest, largest = min(series, key=lambda r: r.rows), max(series, key=lambda r: r.rows)
     ratio = largest.load.rate / smallest.load.rate if smallest.load.rate else 0.0
     return Verdict(
@@ -159,7 +177,7 @@ def notes(runs: list[Run]) -> list[str]:
             f"{worst:.2f} cores, marked !): rerun on a quiet machine before trusting them"
         )
     floors = sorted(
-        (r for r in runs if r.server == "floor" and r.name == "introspect-valid"),
+        (r for r in runs if r.server == "floor" and r.name == "introspect-valid" and r.reference),
         key=lambda r: r.rows,
     )
     if len(floors) > 1 and floors[0].load.rate:
@@ -174,10 +192,11 @@ def notes(runs: list[Run]) -> list[str]:
 
 
 def table(verdicts: list[Verdict]) -> str:
+    width = max([38, *(len(v.name) for v in verdicts)])
     head = (
-        f"{'run':<38} {'rows':>7} {'rate':>8} {'unit':<7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'run':<{width}} {'rows':>7} {'rate':>8} {'unit':<7} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'ratio':>5} {'+-':>4} {'budget':<15} {'result':<7} {'srv':>4} {'pg':>4} "
-        f"{'other':>5} {'RSS MB':>6}"
+        f"{'gen':>4} {'other':>5} {'RSS MB':>6}"
     )
     lines = [head, "-" * len(head)]
     for v in verdicts:
@@ -185,9 +204,9 @@ def table(verdicts: list[Verdict]) -> str:
         if v.problems:
             result = "INVALID"
         lines.append(
-            f"{v.name:<38} {_rows(v.rows):>7} {_num(v.rate, 1):>8} {v.unit:<7} "
+            f"{v.name:<{width}} {_rows(v.rows):>7} {_num(v.rate, 1):>8} {v.unit:<7} "
             f"{_num(v.p50_ms, 2):>7} {_num(v.p99_ms, 2):>7} {_num(v.ratio, 2):>5} "
-            f"{_num(v.ratio_error, 2):>4} {v.budget:<15} {result:<7} {_cores(v.cpu):<16} "
+            f"{_num(v.ratio_error, 2):>4} {v.budget:<15} {result:<7} {_cores(v.cpu):<21} "
             f"{_num(v.rss_mb, 1):>6}"
         )
         lines.extend(f"{'':<4}! {problem}" for problem in v.problems)
@@ -195,7 +214,11 @@ def table(verdicts: list[Verdict]) -> str:
 
 
 def write_results(
-    path: Path, meta: dict[str, Any], runs: list[Run], verdicts: list[Verdict]
+    path: Path,
+    meta: dict[str, Any],
+    runs: list[Run],
+    verdicts: list[Verdict],
+    peer_runs: list[Run] | None = None,
 ) -> None:
     def run_json(run: Run) -> dict[str, Any]:
         data = asdict(run)
@@ -207,7 +230,9 @@ def write_results(
         "runs": [run_json(run) for run in runs],
         "verdicts": [asdict(v) for v in verdicts],
         "all_budgets_met": all_met(verdicts),
-        "notes": notes(runs),
+        "notes": notes(runs + (peer_runs or [])),
+        "peer_runs": [run_json(run) for run in peer_runs or []],
+        "peer_verdicts": [asdict(v) for v in compare_peers(peer_runs or [])],
     }
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
@@ -239,4 +264,4 @@ def _cores(cpu: CpuUse | None) -> str:
         return ""
     postgres = "" if cpu.postgres is None else f"{cpu.postgres:.2f}"
     other = f"{cpu.other:.2f}" + ("!" if cpu.noisy else "")
-    return f"{cpu.server:>4.2f} {postgres:>4} {other:>5}"
+    return f"{cpu.server:>4.2f} {postgres:>4} {cpu.client:>4.2f} {other:>5}"

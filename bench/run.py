@@ -1,12 +1,16 @@
-"""One bench run, in order: database, seed, servers, then each table size's loads."""
+"""One bench run, in order: database, seed, servers, then each table size's loads, and the
+peers at the smallest size."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +27,9 @@ from bench.grow import TokenTable, settle
 from bench.measure import Load
 from bench.meta import postgres_meta, run_meta
 from bench.paired import Side, paired
-from bench.postgres import throwaway_database
+from bench.peers import section
+from bench.peers.install import install_peers
+from bench.postgres import Database, another_database, throwaway_database
 from bench.report import Run
 from bench.seed import FLOW_REDIRECT_URI, Seeded, seed_base, seed_refresh_tokens
 from bench.servers import Server, running, wait_ready
@@ -42,6 +48,7 @@ class Outcome:
     meta: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
     final_rss: int = 0
+    peer_runs: list[Run] = field(default_factory=list)  # each peer over authserver
 
 
 @dataclass(frozen=True)
@@ -53,17 +60,28 @@ class _Files:
 
 
 class Bench:
-    def __init__(self, profile: Profile, wrk: str, out: Path, workers: int = 1) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        wrk: str,
+        out: Path,
+        *,
+        peers: bool = False,
+        workers: tuple[int, ...] = (1,),
+    ) -> None:
         self.profile = profile
-        self.workers = workers
         self.wrk = wrk
         self.out = out
+        self.peers = peers
+        # authserver's worker counts: the first for every run, each for a comparison with the peers
+        self.workers = workers
         self.outcome = Outcome(meta=run_meta(profile, wrk))
-        self.outcome.meta["authserver_workers"] = workers
         self._phases: dict[str, float] = {}
         self._cpu = CpuWatch([], None)  # until the servers and the cluster are known
         self._tag = ""  # names the current paired run's log files
+        self._pairs = 0
         self.outcome.meta["phases_s"] = self._phases
+        self.outcome.meta["peers"] = {"on": peers, "authserver_workers": list(workers)}
 
     async def run(self) -> Outcome:
         begun = time.monotonic()
@@ -90,7 +108,7 @@ class Bench:
                         "authserver",
                         db.url,
                         self.out / "authserver.log",
-                        workers=self.workers,
+                        self.workers[0],
                     ) as auth,
                 ):
                     await wait_ready(floor, "/", None)
@@ -109,6 +127,9 @@ class Bench:
                             await settle(conn)  # the write loads left dead rows behind
                         else:
                             await self._step(floor, auth, files, rows, None)
+                        if self.peers and size == self.profile.sizes[0]:
+                            # At the smallest table: the peers' own tables are as small.
+                            await self._peer_section(db, auth, files, rows)
                     self.outcome.final_rss = auth.rss_bytes()
                     self.outcome.meta["floor_final_rss_bytes"] = floor.rss_bytes()
             finally:
@@ -139,8 +160,8 @@ class Bench:
         """One table size's paired runs: introspection always, every other load at the main
         size. Each pairs authserver with the floor's introspection of valid tokens."""
         valid = WrkLoad(INTROSPECT_PATH, files.valid, "random", 200, _ACTIVE)
-        floor_side = self._wrk_side(floor, [valid])
-        await self._paired("introspect-valid", rows, floor_side, self._wrk_side(auth, [valid]))
+        floor_side = self.wrk_side(floor, [valid])
+        await self.paired_run("introspect-valid", rows, floor_side, self.wrk_side(auth, [valid]))
         if main is None:
             return
         refresh, seeded = main
@@ -149,34 +170,111 @@ class Bench:
             ("introspect-forged", files.forged, _INACTIVE),
         ):
             load = WrkLoad(INTROSPECT_PATH, file, "random", 200, pattern)
-            await self._paired(name, rows, floor_side, self._wrk_side(auth, [load]))
+            await self.paired_run(name, rows, floor_side, self.wrk_side(auth, [load]))
         issue = WrkLoad(TOKEN_PATH, files.client_credentials, "random", 200, '"access_token"')
-        await self._paired("client-credentials", rows, floor_side, self._wrk_side(auth, [issue]))
+        await self.paired_run("client-credentials", rows, floor_side, self.wrk_side(auth, [issue]))
         # Single-use tokens: one file for the warm-up, one per slice, each walked once.
         rotations = [WrkLoad(TOKEN_PATH, f, "walk", 200, '"refresh_token"') for f in refresh]
-        await self._paired(
-            "refresh-rotation", rows, floor_side, self._wrk_side(auth, rotations[1:], rotations[0])
+        await self.paired_run(
+            "refresh-rotation", rows, floor_side, self.wrk_side(auth, rotations[1:], rotations[0])
         )
-        await self._paired("authcode-pkce-flow", rows, floor_side, self._flow_side(auth, seeded))
+        plain = self._flow_side(auth, seeded)
+        await self.paired_run("authcode-pkce-flow", rows, floor_side, plain)
+        # OpenID Connect's code flow on the same sessions, over the plain flow in its slices.
+        await self.paired_run(
+            "oidc-code-flow",
+            rows,
+            plain,
+            self._flow_side(auth, seeded, openid=True),
+            reference_name="authcode-pkce-flow",
+        )
 
-    async def _paired(self, name: str, rows: int, floor: Side, auth: Side) -> None:
-        pair = len(self.outcome.runs) // 2 + 1
+    async def _peer_section(self, db: Database, auth: Server, files: _Files, rows: int) -> None:
+        """Install the peers in a throwaway directory, give them their own databases on the
+        same cluster, and compare each with authserver at every worker count asked for."""
+        workdir = Path(tempfile.mkdtemp(prefix="authserver-bench-peers-"))
+        try:
+            installed = await self._timed(
+                "install peers", install_peers(workdir, self.out / "peers-install.log")
+            )
+            self.outcome.meta["peers"]["versions"] = installed.versions
+            async with another_database(db) as dot_url, another_database(db) as oidc_url:
+                dot = await self._timed(
+                    "seed django-oauth-toolkit",
+                    section.seed_dot(installed, dot_url, self.profile.valid_tokens, self.out),
+                )
+                databases = section.PeerDatabases(db.url, dot_url, oidc_url)
+                auth_files = section.AuthFiles(files.valid, files.client_credentials)
+                for workers in self.workers:
+                    with ExitStack() as stack:
+                        reference = auth
+                        if workers != self.workers[0]:
+                            reference = stack.enter_context(
+                                running(
+                                    f"authserver-{workers}w",
+                                    "authserver",
+                                    db.url,
+                                    self.out / f"authserver-{workers}w.log",
+                                    workers,
+                                )
+                            )
+                            await wait_ready(reference, "/readyz", 200)
+                        with self.watching(reference):
+                            await self._timed(
+                                f"peers against authserver with {workers} worker(s)",
+                                section.compare(
+                                    self, reference, rows, auth_files, installed, databases, dot
+                                ),
+                            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    @contextmanager
+    def watching(self, server: Server) -> Iterator[None]:
+        """Account for ``server``'s CPU (a server started after the others) while it runs."""
+        before = self._cpu
+        self._cpu = before.watching(server.pid)
+        try:
+            yield
+        finally:
+            self._cpu = before
+
+    async def paired_run(
+        self,
+        name: str,
+        rows: int,
+        reference: Side,
+        measured: Side,
+        *,
+        peers: bool = False,
+        reference_name: str | None = None,
+    ) -> None:
+        """One paired run, kept in the main table or (``peers``) the peers' table."""
+        self._pairs += 1
+        pair = self._pairs
         self._tag = f"{pair:02d}-{name}-{rows}"
-        runs = await paired(name, rows, floor, auth, self.profile.slices, self._cpu, pair)
-        self.outcome.runs.extend(runs)
-        auth_run, floor_run = runs
-        problems = "; ".join(auth_run.load.problems() + floor_run.load.problems())
+        runs = await paired(
+            name,
+            rows,
+            reference,
+            measured,
+            self.profile.slices,
+            self._cpu,
+            pair,
+            reference_name,
+        )
+        (self.outcome.peer_runs if peers else self.outcome.runs).extend(runs)
+        run, ref = runs
+        problems = "; ".join(run.load.problems() + ref.load.problems())
         _say(
-            f"  {name} at {rows:,} rows: {auth_run.load.rate:,.1f} {auth_run.unit} "
-            f"(floor {floor_run.load.rate:,.1f} req/s), p99 "
-            f"{auth_run.load.latency_ms.get('p99', 0):.1f} ms, other cores "
-            f"{max(auth_run.cpu.other, floor_run.cpu.other):.2f}"
-            + (f"  !! {problems}" if problems else "")
+            f"  {run.server} {name} at {rows:,} rows: {run.load.rate:,.1f} {run.unit} "
+            f"({ref.server}{f' {reference_name}' if reference_name else ''} "
+            f"{ref.load.rate:,.1f} {ref.unit}), p99 "
+            f"{run.load.latency_ms.get('p99', 0):.1f} ms, other cores "
+            f"{max(run.cpu.other, ref.cpu.other):.2f}" + (f"  !! {problems}" if problems else "")
         )
 
-    def _wrk_side(
-        self, server: Server, loads: list[WrkLoad], warmup: WrkLoad | None = None
-    ) -> Side:
+    def wrk_side(self, server: Server, loads: list[WrkLoad], warmup: WrkLoad | None = None) -> Side:
         """wrk against ``server``: slice i sends loads[i] (or the only one)."""
         p = self.profile
 
@@ -200,8 +298,9 @@ class Bench:
 
         return Side(server, "req/s", warm, measure)
 
-    def _flow_side(self, auth: Server, seeded: Seeded) -> Side:
+    def _flow_side(self, auth: Server, seeded: Seeded, *, openid: bool = False) -> Side:
         p = self.profile
+        kind = "oidc" if openid else "plain"
         spec = FlowSpec(
             base_url=f"http://127.0.0.1:{auth.port}",
             warmup=0.0,
@@ -212,13 +311,15 @@ class Bench:
             redirect_uri=FLOW_REDIRECT_URI,
             cookie_name=cookie_name(ISSUER.startswith("https://")),
             cookies=list(seeded.session_cookies),
+            scope="openid read write" if openid else "read write",
+            nonce=openid,
         )
 
         async def run(seconds: float, log: str, on_go: Callable[[], object]) -> Load:
             return await measure_flows(
                 replace(spec, duration=seconds),
-                self.out / f"flows-{self._tag}-{log}.json",
-                self.out / f"flows-{self._tag}-{log}.txt",
+                self.out / f"flows-{self._tag}-{kind}-{log}.json",
+                self.out / f"flows-{self._tag}-{kind}-{log}.txt",
                 on_go,
             )
 

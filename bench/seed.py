@@ -173,11 +173,12 @@ async def _sessions(conn: asyncpg.Connection, client_id: str, count: int) -> tup
             session.digest,
             user_id,
         )
+        # openid too: the same sessions serve the OpenID Connect flow without a consent page.
         await conn.execute(
             "INSERT INTO grants (user_id, client_id, scopes) VALUES ($1, $2, $3)",
             user_id,
             client_id,
-            SCOPES,
+            ["openid", *SCOPES],
         )
         cookies.append(signer.dump_session(session))
     return tuple(cookies)

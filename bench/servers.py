@@ -1,8 +1,9 @@
-"""The servers under load, each a subprocess on loopback: authserver and the floor."""
+"""The servers under load, each a subprocess on loopback: authserver, the floor and the peers."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from bench.config import ADMIN_TOKEN, ISSUER, SERVER_KEY
+from bench.cpu import tree_pids
 from bench.measure import rss_bytes
 
 STARTUP_TIMEOUT = 60.0  # seconds
@@ -39,10 +41,16 @@ class Server:
         return self.process.pid
 
     def rss_bytes(self) -> int:
-        """Resident memory now; a server that died mid-run fails the bench here."""
+        """Resident memory now, of the process and its workers (pages they share are counted
+        in each); a server that died mid-run fails the bench here."""
         if self.process.poll() is not None:
             raise ServerError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
-        return rss_bytes(self.process.pid)
+        total = 0
+        for pid in tree_pids(self.process.pid):
+            # A worker that exited meanwhile, or a zombie, has nothing resident.
+            with contextlib.suppress(OSError, RuntimeError):
+                total += rss_bytes(pid)
+        return total
 
 
 def free_port() -> int:
@@ -55,7 +63,9 @@ def free_port() -> int:
 def production_environ(database_url: str, public_port: int, workers: int = 1) -> dict[str, str]:
     """authserver's production settings on loopback: INFO logs, default argon2 and pool, no
     migration or janitor at start (the bench migrated and seeded; a janitor would delete the
-    filler rows mid-run). Any AUTHSERVER_* of the caller's shell is dropped."""
+    filler rows mid-run), ``workers`` server processes (an authserver that has the setting
+    would otherwise start one per CPU; one that lacks it ignores it). Any AUTHSERVER_* of the
+    caller's shell is dropped."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHSERVER_")}
     env.update(
         {
@@ -68,7 +78,6 @@ def production_environ(database_url: str, public_port: int, workers: int = 1) ->
             "AUTHSERVER_LOG_LEVEL": "INFO",
             "AUTHSERVER_MIGRATE_ON_START": "false",
             "AUTHSERVER_JANITOR_INTERVAL": "0",
-            # One process unless asked (--workers): the default would follow the CPU count.
             "AUTHSERVER_WORKERS": str(workers),
         }
     )
@@ -77,15 +86,30 @@ def production_environ(database_url: str, public_port: int, workers: int = 1) ->
 
 @contextmanager
 def running(
-    name: str, module: str, database_url: str, log: Path, *, workers: int = 1
+    name: str, module: str, database_url: str, log: Path, workers: int = 1
 ) -> Iterator[Server]:
-    """``python -m <module> [serve]`` with the production environment; stopped on exit."""
+    """``python -m <module> [serve]`` with the production environment; stopped on exit.
+    ``--workers`` goes to ``authserver serve`` only when more than one is asked for: the bench
+    runs on an authserver without that option, and fails at start if more are asked of one."""
     port = free_port()
-    argv = [sys.executable, "-m", module, *(["serve"] if module == "authserver" else [])]
+    argv = [sys.executable, "-m", module]
+    if module == "authserver":
+        argv += ["serve", *(["--workers", str(workers)] if workers != 1 else [])]
+    env = production_environ(database_url, port, workers)
+    with running_command(name, argv, env, port, log) as server:
+        yield server
+
+
+@contextmanager
+def running_command(
+    name: str, argv: list[str], env: dict[str, str], port: int, log: Path, cwd: Path | None = None
+) -> Iterator[Server]:
+    """Any server command listening on 127.0.0.1:``port``; stopped (SIGTERM) on exit."""
     with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
+        process = subprocess.Popen(  # noqa: S603 -- commands the bench builds itself
             argv,
-            env=production_environ(database_url, port, workers),
+            env=env,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -104,13 +128,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     try:
         process.wait(STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        process.kill()
+        # Its own session (start_new_session): the group is the server and its workers.
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
 async def wait_ready(server: Server, path: str, want: int | None) -> None:
     """Until GET ``path`` answers (with status ``want``, if given). uvicorn runs the lifespan,
-    which opens the pool, before it listens: an answer means ready."""
+    which opens the pool, before it listens, and the peers seed before they listen: an answer
+    means ready."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
         while True:

@@ -1,0 +1,1 @@
+"""The Django project that serves django-oauth-toolkit for the bench."""
