@@ -8,10 +8,10 @@ process; running several uvicorn workers would need prometheus-client's multipro
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -31,6 +31,40 @@ class _PoolCollector(Collector):
             gauge.add_metric(["in_use"], size - idle)
             gauge.add_metric(["idle"], idle)
         yield gauge
+
+
+class CacheStats(Protocol):
+    hits: int
+    misses: int
+    bytes: int
+
+    def __len__(self) -> int: ...
+
+
+class _TokenCacheCollector(Collector):
+    """Counts kept by the cache itself: a hit adds one to an int, nothing more."""
+
+    def __init__(self, cache: CacheStats) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterable[Metric]:
+        cache = self._cache
+        lookups = CounterMetricFamily(
+            "authserver_introspection_cache_lookups",
+            "Token lookups for introspection, answered from memory (hit) or not (miss)",
+            labels=["result"],
+        )
+        lookups.add_metric(["hit"], cache.hits)
+        lookups.add_metric(["miss"], cache.misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            "authserver_introspection_cache_entries", "Active tokens cached", value=len(cache)
+        )
+        yield GaugeMetricFamily(
+            "authserver_introspection_cache_bytes",
+            "Estimated memory of the cached tokens",
+            value=cache.bytes,
+        )
 
 
 class Metrics:
@@ -118,6 +152,9 @@ class Metrics:
 
     def refused_paused(self, endpoint: str) -> None:
         self.paused.labels(endpoint).inc()
+
+    def watch_token_cache(self, cache: CacheStats) -> None:
+        self.registry.register(_TokenCacheCollector(cache))
 
     def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
         self._pool_sizes = sizes

@@ -64,6 +64,8 @@ def server_environ(database_url: str, **overrides: str) -> dict[str, str]:
         # changes through PostgreSQL notifications, milliseconds later, and has tests of its own
         # (test_client_cache.py) with it switched on.
         "AUTHSERVER_CLIENT_CACHE_TTL": "0",
+        # The same for introspection answers (test_introspection_cache.py switches it on).
+        "AUTHSERVER_INTROSPECTION_CACHE_ENTRIES": "0",
         **CHEAP_ARGON2,
     }
     env.update({f"AUTHSERVER_{key.upper()}": value for key, value in overrides.items()})
