@@ -30,7 +30,6 @@ from tests.token_support import (
     post_form,
     refresh,
     web_auth,
-    web_tokens,
 )
 
 PROPAGATION = 1.0  # seconds a revocation may take to read inactive on a caching replica
@@ -133,7 +132,8 @@ async def test_second_lookup_is_answered_from_memory() -> None:
     await lookup(row.digest)
     cached = await lookup(row.digest)
     assert table.reads == 1
-    assert cached is not None and cached.active
+    assert cached is not None
+    assert cached.active
     assert (cached.scope, cached.username, cached.expires_at) == (
         row.scope,
         row.username,
@@ -167,7 +167,8 @@ async def test_expired_entry_is_not_served() -> None:
     table.rows[row.digest] = replace(row, live=False)
     answer = await lookup(row.digest)
     assert table.reads == 2
-    assert answer is not None and not answer.active
+    assert answer is not None
+    assert not answer.active
 
 
 async def test_nothing_is_kept_before_the_listener_is_up() -> None:
