@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.config import FULL, OUT_DIR, QUICK, RESULTS_FILE
@@ -27,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per side (default 3)")
     parser.add_argument("--connections", type=int, help="concurrent connections (default 16)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
+    parser.add_argument(
+        "--introspection-cache",
+        type=int,
+        metavar="ENTRIES",
+        help="authserver's AUTHSERVER_INTROSPECTION_CACHE_ENTRIES (0: off; default: its own)",
+    )
     return parser
 
 
@@ -52,6 +59,7 @@ def main() -> int:
     profile = (QUICK if args.quick else FULL).with_overrides(
         args.warmup, args.slices, args.connections
     )
+    profile = replace(profile, introspection_cache_entries=args.introspection_cache)
     try:
         wrk = ensure_wrk()
         # Logs, request files and raw wrk output of the latest run only (ignored by git).

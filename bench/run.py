@@ -84,7 +84,11 @@ class Bench:
                 with (
                     running("floor", "bench.floor", db.url, self.out / "floor.log") as floor,
                     running(
-                        "authserver", "authserver", db.url, self.out / "authserver.log"
+                        "authserver",
+                        "authserver",
+                        db.url,
+                        self.out / "authserver.log",
+                        self._settings(),
                     ) as auth,
                 ):
                     await wait_ready(floor, "/", None)
@@ -223,6 +227,11 @@ class Bench:
             return await run(p.slice_seconds, str(index + 1), on_go)
 
         return Side(auth, "flows/s", warm, measure)
+
+    def _settings(self) -> dict[str, str]:
+        """authserver settings the options change (--introspection-cache)."""
+        entries = self.profile.introspection_cache_entries
+        return {} if entries is None else {"AUTHSERVER_INTROSPECTION_CACHE_ENTRIES": str(entries)}
 
     def _files(self, seeded: Seeded) -> _Files:
         return _Files(

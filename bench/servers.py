@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,9 @@ def free_port() -> int:
         return port
 
 
-def production_environ(database_url: str, public_port: int) -> dict[str, str]:
+def production_environ(
+    database_url: str, public_port: int, settings: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """authserver's production settings on loopback: INFO logs, default argon2 and pool, no
     migration or janitor at start (the bench migrated and seeded; a janitor would delete the
     filler rows mid-run). Any AUTHSERVER_* of the caller's shell is dropped."""
@@ -68,20 +70,28 @@ def production_environ(database_url: str, public_port: int) -> dict[str, str]:
             "AUTHSERVER_LOG_LEVEL": "INFO",
             "AUTHSERVER_MIGRATE_ON_START": "false",
             "AUTHSERVER_JANITOR_INTERVAL": "0",
+            **(settings or {}),
         }
     )
     return env
 
 
 @contextmanager
-def running(name: str, module: str, database_url: str, log: Path) -> Iterator[Server]:
-    """``python -m <module> [serve]`` with the production environment; stopped on exit."""
+def running(
+    name: str,
+    module: str,
+    database_url: str,
+    log: Path,
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
+    """``python -m <module> [serve]`` with the production environment (and ``settings``, for
+    the options that change one); stopped on exit."""
     port = free_port()
     argv = [sys.executable, "-m", module, *(["serve"] if module == "authserver" else [])]
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
             argv,
-            env=production_environ(database_url, port),
+            env=production_environ(database_url, port, settings),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
