@@ -4,6 +4,11 @@ A cache kept honest by notifications may only hold what it read while a LISTEN c
 up: ``on_up`` runs once the connection listens (anything may have changed before: start over),
 ``on_down`` as soon as it is lost or cannot be opened (a notification may be missed: stop
 caching until the next ``on_up``). Reconnection is retried quickly, then every 2 s.
+
+A connection can also die silently (a network partition sends no reset): the connection is
+pinged every ``PING`` seconds, and one that does not answer within ``PING`` is taken as lost,
+so a replica cut off from PostgreSQL's notifications stops trusting its cache within about
+two pings.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Callable
 import asyncpg
 
 log = logging.getLogger("authserver.db")
+
+PING = 1.0  # seconds
 
 
 async def follow(
@@ -46,7 +53,7 @@ async def follow(
             )
             on_up()
             delay = 0.1
-            await lost.wait()
+            await _until_lost(conn, lost)
             log.warning("notifications on %s interrupted; reconnecting", channel)
         except asyncio.CancelledError:
             raise
@@ -58,3 +65,14 @@ async def follow(
                 await conn.close(timeout=2)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
+
+
+async def _until_lost(conn: asyncpg.Connection, lost: asyncio.Event) -> None:
+    while not lost.is_set():
+        try:
+            await asyncio.wait_for(lost.wait(), PING)
+        except TimeoutError:
+            try:
+                await conn.fetchval("SELECT 1", timeout=PING)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+                return
