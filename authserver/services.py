@@ -210,6 +210,7 @@ def _build(
         ),
         on_introspected=metrics.introspected,
         on_paused=metrics.refused_paused,
+        on_revoked=token_cache.forget,
     )
     browser = Browser(
         store,

@@ -322,6 +322,22 @@ async def test_revocation_reaches_the_cache(
     assert await goes_inactive(replica, introspector, tokens["access_token"])
 
 
+async def test_revocation_through_this_replica_is_seen_at_once(
+    replica: Replica,
+    db: asyncpg.Connection,
+    tokens: dict[str, Any],
+    web_client: dict[str, Any],
+    introspector: dict[str, Any],
+) -> None:
+    """RFC 7009 on the replica that cached the token: inactive on the very next request, before
+    (here: without) PostgreSQL's notification."""
+    await warm(replica, introspector, tokens["access_token"])
+    await db.execute("ALTER TABLE tokens DISABLE TRIGGER tokens_changed")
+    await revoke_access(replica, web_client, tokens)
+    answer = await introspect(replica.public, introspector, tokens["access_token"])
+    assert answer == {"active": False}
+
+
 async def test_regenerated_developer_token_leaves_the_cache(
     replica: Replica, web_client: dict[str, Any], introspector: dict[str, Any]
 ) -> None:

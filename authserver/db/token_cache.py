@@ -99,6 +99,10 @@ class TokenCache:
         else:
             self.clear()
 
+    def forget(self, digest: bytes) -> None:
+        """Drop one token at once (revoked through this replica: its notification follows)."""
+        self.invalidate("t" + digest.hex())
+
     def clear(self) -> None:
         self._generation += 1
         self._entries.clear()
