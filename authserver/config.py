@@ -66,6 +66,9 @@ class Settings:
     client_max_guesses: int = 100  # unknown codes and tokens per client, within the window
     introspection_max_guesses: int = 0  # the same at the introspection endpoint; 0: no pause
     client_cache_ttl: int = 30  # seconds a replica trusts a cached client row; 0 turns it off
+    # Active access tokens a replica answers introspection for from memory; 0 turns it off.
+    introspection_cache_entries: int = 100_000
+    introspection_cache_bytes: int = 64 * 1024 * 1024  # estimated memory those entries may use
     janitor_interval: int = 300  # seconds between in-server janitor runs; 0 turns it off
     janitor_batch: int = 5000  # rows per DELETE, so no statement holds locks for long
     audit_retention: int = 90 * 86400
@@ -128,6 +131,12 @@ class Settings:
             client_max_guesses=env.get("CLIENT_MAX_GUESSES", _int(0, 1_000_000), 100),
             introspection_max_guesses=env.get("INTROSPECTION_MAX_GUESSES", _int(0, 1_000_000), 0),
             client_cache_ttl=env.get("CLIENT_CACHE_TTL", _duration(0, 3600), 30),
+            introspection_cache_entries=env.get(
+                "INTROSPECTION_CACHE_ENTRIES", _int(0, 10_000_000), 100_000
+            ),
+            introspection_cache_bytes=env.get(
+                "INTROSPECTION_CACHE_BYTES", _int(0, 4 * 1024**3), 64 * 1024 * 1024
+            ),
             janitor_interval=env.get("JANITOR_INTERVAL", _duration(0, 86400), 300),
             janitor_batch=env.get("JANITOR_BATCH", _int(100, 1_000_000), 5000),
             audit_retention=env.get("AUDIT_RETENTION", _duration(3600, 3650 * 86400), 90 * 86400),

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import values as prometheus_values
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -36,6 +36,40 @@ class _PoolCollector(Collector):
             gauge.add_metric(["in_use"], size - idle)
             gauge.add_metric(["idle"], idle)
         yield gauge
+
+
+class CacheStats(Protocol):
+    hits: int
+    misses: int
+    bytes: int
+
+    def __len__(self) -> int: ...
+
+
+class _TokenCacheCollector(Collector):
+    """Counts kept by the cache itself: a hit adds one to an int, nothing more."""
+
+    def __init__(self, cache: CacheStats) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterable[Metric]:
+        cache = self._cache
+        lookups = CounterMetricFamily(
+            "authserver_introspection_cache_lookups",
+            "Token lookups for introspection, answered from memory (hit) or not (miss)",
+            labels=["result"],
+        )
+        lookups.add_metric(["hit"], cache.hits)
+        lookups.add_metric(["miss"], cache.misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            "authserver_introspection_cache_entries", "Active tokens cached", value=len(cache)
+        )
+        yield GaugeMetricFamily(
+            "authserver_introspection_cache_bytes",
+            "Estimated memory of the cached tokens",
+            value=cache.bytes,
+        )
 
 
 class Metrics:
@@ -110,6 +144,7 @@ class Metrics:
         self._pool_sizes: Callable[[], tuple[int, int] | None] = lambda: None
         self._worker_requests: Any = None
         self._pool_gauge: Any = None
+        self._samplers: list[Callable[[], None]] = []
         if multiprocess_dir is None:
             r.register(_PoolCollector(lambda: self._pool_sizes()))
         else:
@@ -153,6 +188,43 @@ class Metrics:
     def refused_paused(self, endpoint: str) -> None:
         self.paused.labels(endpoint).inc()
 
+    def watch_token_cache(self, cache: CacheStats) -> None:
+        if self._multiprocess_dir is None:
+            self.registry.register(_TokenCacheCollector(cache))
+            return
+        # Workers: each cache's counts are copied into the shared files at every sample, and
+        # the scrape sums them (a collector would only show the worker that answers).
+        r = self.registry
+        lookups = Counter(
+            "authserver_introspection_cache_lookups",
+            "Token lookups for introspection, answered from memory (hit) or not (miss)",
+            ["result"],
+            registry=r,
+        )
+        entries = Gauge(
+            "authserver_introspection_cache_entries",
+            "Active tokens cached",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        size = Gauge(
+            "authserver_introspection_cache_bytes",
+            "Estimated memory of the cached tokens",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        hits, misses = lookups.labels("hit"), lookups.labels("miss")
+        copied = [0, 0]  # hits and misses already added to the counters
+
+        def sample() -> None:
+            hits.inc(cache.hits - copied[0])
+            misses.inc(cache.misses - copied[1])
+            copied[:] = [cache.hits, cache.misses]
+            entries.set(len(cache))
+            size.set(cache.bytes)
+
+        self._samplers.append(sample)
+
     def watch_pool(self, sizes: Callable[[], tuple[int, int] | None]) -> None:
         self._pool_sizes = sizes
 
@@ -161,8 +233,10 @@ class Metrics:
         return self._multiprocess_dir is not None
 
     async def sample_pool(self) -> None:
-        """Write this worker's pool sizes where the other workers' /metrics can read them
-        (a single process reads them live at each scrape instead)."""
+        """Write this worker's pool sizes (and cache counts) where the other workers' /metrics
+        can read them (a single process reads them live at each scrape instead)."""
+        for sample in self._samplers:
+            sample()
         sizes = self._pool_sizes()
         if self._pool_gauge is not None and sizes is not None:
             size, idle = sizes

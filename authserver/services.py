@@ -29,6 +29,7 @@ from authserver.db.migrate import migrate
 from authserver.db.pool import create_pool
 from authserver.db.rows import Issue
 from authserver.db.store import Store
+from authserver.db.token_cache import TokenCache
 from authserver.http import apps
 from authserver.http.admin import AdminApi
 from authserver.http.admin_auth import AdminTokens
@@ -122,11 +123,19 @@ async def open_services(
         if background and settings.client_cache_ttl > 0:
             assert settings.database_url is not None  # create_pool needed it
             tasks.append(asyncio.create_task(client_cache.listen(settings.database_url)))
+        token_cache = TokenCache(
+            settings.introspection_cache_entries if background else 0,
+            settings.introspection_cache_bytes,
+        )
+        if token_cache.enabled:
+            assert settings.database_url is not None
+            tasks.append(asyncio.create_task(token_cache.listen(settings.database_url)))
+            metrics.watch_token_cache(token_cache)
         if background and settings.janitor_interval > 0:
             tasks.append(
                 asyncio.create_task(janitor.run_forever(store, settings, metrics.observe_janitor))
             )
-        services = _build(settings, store, metrics, client_cache, clock)
+        services = _build(settings, store, metrics, client_cache, token_cache, clock)
         await services.signing_keys.start(make=background)
         if background:
             tasks.append(asyncio.create_task(services.legacy_tokens.follow()))
@@ -141,14 +150,25 @@ async def open_services(
 
 
 def _build(
-    settings: Settings, store: Store, metrics: Metrics, client_cache: ClientCache, clock: Clock
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    client_cache: ClientCache,
+    token_cache: TokenCache,
+    clock: Clock,
 ) -> Services:
     keyring = Keyring(settings.secret_keys)
     codec = TokenCodec(keyring)
     secrets = SecretHasher(keyring)
     passwords = Passwords(settings.argon2, max_wait=settings.argon2_max_wait)
     lookups: Batches[bytes, TokenRow | None] = Batches(store.tokens.by_digests)
-    legacy = LegacyTokens(Batches(store.tokens.legacy_by_digests), store.tokens.any_legacy)
+    legacy_lookups = Batches(store.tokens.legacy_by_digests)
+    legacy = LegacyTokens(
+        legacy_lookups,
+        store.tokens.any_legacy,
+        introspect=token_cache.cached(legacy_lookups, legacy=True),
+    )
+    introspect_lookup = token_cache.cached(lookups)
     issues: Batches[Issue, None] = Batches(store.tokens.issue_each)
     sign_in = SignInPolicy(
         store,
@@ -180,6 +200,7 @@ def _build(
             secrets=secrets,
             codec=codec,
             lookup=lookups,
+            introspect_lookup=introspect_lookup,
             sign_in=sign_in,
             legacy=legacy,
         ),
@@ -201,6 +222,7 @@ def _build(
         ),
         on_introspected=metrics.introspected,
         on_paused=metrics.refused_paused,
+        on_revoked=token_cache.forget,
     )
     browser = Browser(
         store,
@@ -230,7 +252,7 @@ def _build(
             ),
         ),
         bridge=bridge,
-        introspector=Introspector(codec, lookups, settings.issuer, legacy),
+        introspector=Introspector(codec, introspect_lookup, settings.issuer, legacy),
         authorize=AuthorizePages(
             authorization, browser, sign_in, store, code_ttl=settings.code_ttl
         ),

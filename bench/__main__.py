@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench.config import FULL, OUT_DIR, QUICK, RESULTS_FILE
@@ -40,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
         default=(1,),
         help="authserver's worker counts, e.g. 2 or 1,2: the first for every run, each for a "
         "comparison with the peers (default 1; more needs `authserver serve --workers`)",
+    )
+    parser.add_argument(
+        "--introspection-cache",
+        type=int,
+        metavar="ENTRIES",
+        help="authserver's AUTHSERVER_INTROSPECTION_CACHE_ENTRIES (0: off; default: its own)",
     )
     return parser
 
@@ -77,6 +84,7 @@ def main() -> int:
     profile = (QUICK if args.quick else FULL).with_overrides(
         args.warmup, args.slices, args.connections
     )
+    profile = replace(profile, introspection_cache_entries=args.introspection_cache)
     try:
         wrk = ensure_wrk()
         # Logs, request files and raw wrk output of the latest run only (ignored by git).

@@ -40,6 +40,8 @@ class Profile:
     valid_tokens: int = 5_000  # real access tokens: the hot set introspection picks from
     refresh_tokens: int = 200_000  # single-use; far more than one run can rotate
     flow_sessions: int = 64  # signed-in browser sessions for the authorization-code flow
+    # AUTHSERVER_INTROSPECTION_CACHE_ENTRIES of the server (0: off); None: its default.
+    introspection_cache_entries: int | None = None
 
     def __post_init__(self) -> None:
         if list(self.sizes) != sorted(self.sizes) or self.main_size not in self.sizes:

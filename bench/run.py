@@ -109,6 +109,7 @@ class Bench:
                         db.url,
                         self.out / "authserver.log",
                         self.workers[0],
+                        self._settings(),
                     ) as auth,
                 ):
                     await wait_ready(floor, "/", None)
@@ -216,6 +217,7 @@ class Bench:
                                     db.url,
                                     self.out / f"authserver-{workers}w.log",
                                     workers,
+                                    self._settings(),
                                 )
                             )
                             await wait_ready(reference, "/readyz", 200)
@@ -330,6 +332,11 @@ class Bench:
             return await run(p.slice_seconds, str(index + 1), on_go)
 
         return Side(auth, "flows/s", warm, measure)
+
+    def _settings(self) -> dict[str, str]:
+        """authserver settings the options change (--introspection-cache)."""
+        entries = self.profile.introspection_cache_entries
+        return {} if entries is None else {"AUTHSERVER_INTROSPECTION_CACHE_ENTRIES": str(entries)}
 
     def _files(self, seeded: Seeded) -> _Files:
         return _Files(

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,12 @@ def free_port() -> int:
         return port
 
 
-def production_environ(database_url: str, public_port: int, workers: int = 1) -> dict[str, str]:
+def production_environ(
+    database_url: str,
+    public_port: int,
+    workers: int = 1,
+    settings: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """authserver's production settings on loopback: INFO logs, default argon2 and pool, no
     migration or janitor at start (the bench migrated and seeded; a janitor would delete the
     filler rows mid-run), ``workers`` server processes (an authserver that has the setting
@@ -79,6 +84,7 @@ def production_environ(database_url: str, public_port: int, workers: int = 1) ->
             "AUTHSERVER_MIGRATE_ON_START": "false",
             "AUTHSERVER_JANITOR_INTERVAL": "0",
             "AUTHSERVER_WORKERS": str(workers),
+            **(settings or {}),
         }
     )
     return env
@@ -86,16 +92,22 @@ def production_environ(database_url: str, public_port: int, workers: int = 1) ->
 
 @contextmanager
 def running(
-    name: str, module: str, database_url: str, log: Path, workers: int = 1
+    name: str,
+    module: str,
+    database_url: str,
+    log: Path,
+    workers: int = 1,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
-    """``python -m <module> [serve]`` with the production environment; stopped on exit.
-    ``--workers`` goes to ``authserver serve`` only when more than one is asked for: the bench
-    runs on an authserver without that option, and fails at start if more are asked of one."""
+    """``python -m <module> [serve]`` with the production environment (and ``settings``, for
+    the options that change one); stopped on exit. ``--workers`` goes to ``authserver serve``
+    only when more than one is asked for: the bench runs on an authserver without that option,
+    and fails at start if more are asked of one."""
     port = free_port()
     argv = [sys.executable, "-m", module]
     if module == "authserver":
         argv += ["serve", *(["--workers", str(workers)] if workers != 1 else [])]
-    env = production_environ(database_url, port, workers)
+    env = production_environ(database_url, port, workers, settings)
     with running_command(name, argv, env, port, log) as server:
         yield server
 

@@ -60,6 +60,31 @@ END;
 $$;
 
 --
+-- Name: notify_token_changed(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.notify_token_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    changed text;
+BEGIN
+    IF TG_TABLE_NAME = 'tokens' THEN
+        changed := 't' || encode(OLD.digest, 'hex');
+    ELSIF TG_TABLE_NAME = 'users' THEN
+        changed := 'u' || OLD.user_id;
+    ELSE
+        changed := 'c' || OLD.client_id;
+    END IF;
+    IF octet_length(changed) > 7000 THEN  -- NOTIFY refuses payloads of 8000 bytes
+        changed := '*';
+    END IF;
+    PERFORM pg_notify('authserver_token_changed', changed);
+    RETURN NULL;
+END;
+$$;
+
+--
 -- Name: refuse_shared_identifier(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -731,16 +756,40 @@ CREATE TRIGGER client_secrets_changed AFTER INSERT OR DELETE OR UPDATE ON public
 CREATE TRIGGER clients_changed AFTER DELETE OR UPDATE ON public.clients FOR EACH ROW EXECUTE FUNCTION public.notify_client_changed();
 
 --
+-- Name: clients clients_deactivated; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER clients_deactivated AFTER UPDATE ON public.clients FOR EACH ROW WHEN ((old.active AND (NOT new.active))) EXECUTE FUNCTION public.notify_token_changed();
+
+--
 -- Name: clients clients_identifier; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER clients_identifier BEFORE INSERT OR UPDATE OF client_id ON public.clients FOR EACH ROW EXECUTE FUNCTION public.refuse_shared_identifier();
 
 --
+-- Name: tokens tokens_changed; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tokens_changed AFTER UPDATE ON public.tokens FOR EACH ROW WHEN (((old.kind = 'access'::text) AND (old.revoked_at IS NULL) AND (old.* IS DISTINCT FROM new.*))) EXECUTE FUNCTION public.notify_token_changed();
+
+--
+-- Name: tokens tokens_deleted; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tokens_deleted AFTER DELETE ON public.tokens FOR EACH ROW WHEN (((old.kind = 'access'::text) AND (old.revoked_at IS NULL) AND ((old.expires_at IS NULL) OR (old.expires_at > now())))) EXECUTE FUNCTION public.notify_token_changed();
+
+--
 -- Name: users users_identifier; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER users_identifier BEFORE INSERT OR UPDATE OF user_id ON public.users FOR EACH ROW EXECUTE FUNCTION public.refuse_shared_identifier();
+
+--
+-- Name: users users_login_changed; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_login_changed AFTER UPDATE ON public.users FOR EACH ROW WHEN ((old.login IS DISTINCT FROM new.login)) EXECUTE FUNCTION public.notify_token_changed();
 
 --
 -- Name: authorization_codes authorization_codes_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -67,6 +67,8 @@ def server_environ(database_url: str, **overrides: str) -> dict[str, str]:
         # One process, whatever the machine's CPUs, unless a test asks for more
         # (test_workers.py): the default would follow the CPU count.
         "AUTHSERVER_WORKERS": "1",
+        # The same for introspection answers (test_introspection_cache.py switches it on).
+        "AUTHSERVER_INTROSPECTION_CACHE_ENTRIES": "0",
         **CHEAP_ARGON2,
     }
     env.update({f"AUTHSERVER_{key.upper()}": value for key, value in overrides.items()})

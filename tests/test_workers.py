@@ -148,6 +148,24 @@ async def test_metrics_add_up_across_workers(database_url: str, tmp_path: Path) 
         assert sum(pool.values()) >= 2  # both workers' pools (min size 1 each)
 
 
+async def test_introspection_cache_metrics_under_workers(database_url: str, tmp_path: Path) -> None:
+    """Each worker's introspection cache counts reach the one /metrics view."""
+    async with live_server(
+        database_url, tmp_path / "server.log", workers="2", introspection_cache_entries="1000"
+    ) as server:
+        await all_ready(server)
+        deadline = time.monotonic() + WAIT
+        while True:
+            lookups = await samples(server, "authserver_introspection_cache_lookups_total")
+            entries = await samples(server, "authserver_introspection_cache_entries")
+            if lookups and entries:
+                break
+            assert time.monotonic() < deadline, "no cache metrics on /metrics"
+            await asyncio.sleep(0.2)
+        assert set(lookups) == {(("result", "hit"),), (("result", "miss"),)}
+        assert list(entries.values()) == [0.0]
+
+
 async def test_sigterm_drains_in_flight_request(database_url: str, tmp_path: Path) -> None:
     """A request in flight at SIGTERM is answered; then every process exits, status 0."""
     user_id = f"u-{uuid.uuid4().hex[:10]}"

@@ -63,6 +63,7 @@ class Bridge:
         *,
         on_introspected: Callable[[bool], None],
         on_paused: Callable[[str], None],
+        on_revoked: Callable[[bytes], None] = lambda digest: None,
     ) -> None:
         self._loader = loader
         self._decider = decider
@@ -70,6 +71,7 @@ class Bridge:
         self._guesses = guesses
         self._on_introspected = on_introspected
         self._on_paused = on_paused
+        self._on_revoked = on_revoked
 
     async def handle(self, request: TokenRequest) -> Handled:
         params = request.params
@@ -99,6 +101,10 @@ class Bridge:
             )
         if flow.intents and not await self._applier.apply(flow):
             return Handled(_CLAIM_LOST, client_id)
+        if request.endpoint == "revoke" and flow.token is not None:
+            # This replica's own answers change at once; every replica's (this one's too)
+            # through PostgreSQL's notification, milliseconds later (db/token_cache).
+            self._on_revoked(flow.token.digest)
         return Handled(answer, client_id)
 
 

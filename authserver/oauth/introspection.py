@@ -68,7 +68,7 @@ class Introspector:
         if self._codec.kind_of(token) in (TokenKind.ACCESS, TokenKind.REFRESH):
             row = await self._lookup(token_digest(token))
         elif self._legacy.recognises(token):
-            row = await self._legacy.find(token)
+            row = await self._legacy.introspect(token)
         else:
             return INACTIVE
         claims = None if row is None else introspection_claims(row, self._issuer)

@@ -24,8 +24,14 @@ LegacyLookup = Callable[[bytes], Awaitable[TokenRow | None]]
 
 
 class LegacyTokens:
-    def __init__(self, lookup: LegacyLookup, exists: Callable[[], Awaitable[bool]]) -> None:
+    def __init__(
+        self,
+        lookup: LegacyLookup,
+        exists: Callable[[], Awaitable[bool]],
+        introspect: LegacyLookup | None = None,
+    ) -> None:
         self._lookup = lookup
+        self._introspect = lookup if introspect is None else introspect  # may answer from memory
         self._exists = exists
         # Until the first look says otherwise, look them up: a wrong "none" would refuse
         # every imported token, a wrong "some" only costs queries.
@@ -37,6 +43,10 @@ class LegacyTokens:
 
     async def find(self, token: str) -> TokenRow | None:
         return await self._lookup(token_digest(token))
+
+    async def introspect(self, token: str) -> TokenRow | None:
+        """Like ``find``, for introspection only (authserver.db.token_cache)."""
+        return await self._introspect(token_digest(token))
 
     async def refresh(self) -> None:
         self.present = await self._exists()

@@ -32,6 +32,7 @@ class Loader:
         secrets: SecretHasher,
         codec: TokenCodec,
         lookup: Lookup,
+        introspect_lookup: Lookup,
         sign_in: SignInPolicy,
         legacy: LegacyTokens,
     ) -> None:
@@ -40,6 +41,7 @@ class Loader:
         self._secrets = secrets
         self._codec = codec
         self._lookup = lookup
+        self._introspect_lookup = introspect_lookup  # may answer from memory (db.token_cache)
         self._sign_in = sign_in
         self._legacy = legacy
 
@@ -57,10 +59,13 @@ class Loader:
             token = params.get("token")
             if token is None:
                 return
+            introspect = flow.endpoint == "introspect"
             if codec.kind_of(token) in _TOKEN_KINDS:
-                flow.token = await self._lookup(token_digest(token))
+                lookup = self._introspect_lookup if introspect else self._lookup
+                flow.token = await lookup(token_digest(token))
             elif self._legacy.recognises(token):
-                flow.token = await self._legacy.find(token)
+                legacy = self._legacy
+                flow.token = await (legacy.introspect(token) if introspect else legacy.find(token))
             else:
                 flow.guess = Guess("token", "forged")
                 return
