@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "authserver.serve",
         "authserver.workers",
         "authserver.cli",
+        "authserver.manage",  # the users, clients and keys commands
         "authserver.embedded",
         "authserver.__main__",
     ),
