@@ -88,6 +88,8 @@ class ClientFields:
     require_pkce: bool
     id_token_signed_response_alg: str = "RS256"  # noqa: S105 -- an algorithm, no secret
     post_logout_redirect_uris: tuple[str, ...] = ()
+    token_exchange: bool = False
+    resource_server: bool = False
 
 
 class ImportedUser(NamedTuple):
