@@ -6,9 +6,9 @@ the query unnests (a test holds the two together); everything else is keyword ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 
@@ -72,6 +72,23 @@ class NewCode:
     expires_in: int
     nonce: str | None = None  # OpenID Connect: echoed in the ID token
     auth_time: datetime | None = None  # when the user signed in for it
+
+
+@dataclass(frozen=True)
+class ExchangedToken:
+    """An access token issued by token exchange (RFC 8693), as ``issue_exchanged_token``
+    takes it."""
+
+    digest: bytes = field(repr=False)
+    subject_digest: bytes = field(repr=False)
+    client_id: str  # the acting client
+    user_id: str
+    grant_id: int
+    scope: str
+    expires_in: int  # seconds, capped by the subject's expiry
+    audience: str | None
+    actors: tuple[str, ...]
+    detail: dict[str, Any]  # the token.issued event's
 
 
 @dataclass(frozen=True)
