@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from authserver.security.tokens import TokenKind
+from authserver.db.rows import ExchangedToken
+from authserver.db.store import Store
+from authserver.security.tokens import TokenKind, token_digest
 from tests.conftest import register_client
 from tests.oauth_support import CODEC
 from tests.token_support import (
@@ -18,6 +23,7 @@ from tests.token_support import (
     introspect,
     post_form,
     post_token,
+    public_app,
     stored_token,
     web_auth,
     web_tokens,
@@ -643,6 +649,90 @@ async def test_revoking_the_exchanged_token_spares_the_subject(
     token = await exchanged(public, exchanger, subject["access_token"])
     await revoke(public, exchanger, token)
     assert await active(public, introspector, subject["access_token"])
+
+
+# Races: the subject is claimed by the conditional insert
+
+
+def exchanged_row(
+    subject_token: str, client_id: str, user_id: str, grant_id: int
+) -> ExchangedToken:
+    """What the store phase is given for an accepted exchange."""
+    return ExchangedToken(
+        digest=token_digest(CODEC.mint(TokenKind.ACCESS)),
+        subject_digest=token_digest(subject_token),
+        client_id=client_id,
+        user_id=user_id,
+        grant_id=grant_id,
+        scope="read",
+        expires_in=3600,
+        audience=None,
+        actors=(client_id,),
+        detail={"grant_type": GRANT},
+    )
+
+
+async def test_store_refuses_a_subject_revoked_since_it_was_read(
+    db: asyncpg.Connection, exchanger: dict[str, Any], subject: dict[str, Any]
+) -> None:
+    """The store phase issues nothing for a subject revoked after the load phase read it."""
+    row = await stored_token(db, subject["access_token"])
+    assert row is not None
+    await db.execute("UPDATE tokens SET revoked_at = now() WHERE digest = $1", row["digest"])
+    new = exchanged_row(
+        subject["access_token"], exchanger["client_id"], row["user_id"], row["grant_id"]
+    )
+    assert await Store(db).tokens.issue_exchanged(new) is False
+    assert await db.fetchval("SELECT count(*) FROM tokens WHERE digest = $1", new.digest) == 0
+
+
+async def test_store_caps_the_lifetime_at_the_subject_expiry(
+    db: asyncpg.Connection, exchanger: dict[str, Any], subject: dict[str, Any]
+) -> None:
+    """Whatever lifetime the decide phase asked for, the stored token ends with its subject."""
+    row = await stored_token(db, subject["access_token"])
+    assert row is not None
+    new = exchanged_row(
+        subject["access_token"], exchanger["client_id"], row["user_id"], row["grant_id"]
+    )
+    assert await Store(db).tokens.issue_exchanged(replace(new, expires_in=10**7)) is True
+    stored = await db.fetchval("SELECT expires_at FROM tokens WHERE digest = $1", new.digest)
+    assert stored == row["expires_at"]
+
+
+@pytest.fixture
+async def racing(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The public API with a pool large enough for a burst at once."""
+    async with public_app(database_url, pool_max_size="12") as client:
+        yield client
+
+
+async def test_exchange_racing_revocation_leaves_nothing_alive(
+    racing: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    exchanger: dict[str, Any],
+    alice: dict[str, Any],
+) -> None:
+    """Exchanges racing the subject's revocation: none of what they issued stays active."""
+    for _ in range(4):
+        subject = await web_tokens(racing, db, exchanger, alice)
+        burst = [exchange(racing, exchanger, subject["access_token"]) for _ in range(10)]
+        burst.insert(5, revoke_response(racing, exchanger, subject["access_token"]))
+        responses = await asyncio.gather(*burst)
+        assert all(response.status_code in (200, 400) for response in responses)
+        refused = {r.json()["error"] for r in responses if r.status_code == 400}
+        assert refused <= {"invalid_request"}
+        alive = await db.fetchval(
+            "SELECT count(*) FROM tokens WHERE subject_digest = $1 AND revoked_at IS NULL",
+            token_digest(subject["access_token"]),
+        )
+        assert alive == 0
+
+
+async def revoke_response(
+    public: httpx.AsyncClient, client: dict[str, Any], token: str
+) -> httpx.Response:
+    return await post_form(public, "/oauth2/revoke", {"token": token}, web_auth(client))
 
 
 # Registration and metadata
