@@ -16,6 +16,7 @@ from authserver.db.store import Store
 from authserver.security.tokens import TokenKind, token_digest
 from tests.conftest import register_client
 from tests.oauth_support import CODEC
+from tests.test_openapi import assert_conforms
 from tests.token_support import (
     WEB_REDIRECT,
     client_token,
@@ -245,6 +246,24 @@ async def test_resource_server_passes_a_token_on(
         "sub": resource["client_id"],
         "act": {"sub": exchanger["client_id"]},
     }
+
+
+async def test_admin_introspection_of_a_chain_conforms(
+    public: httpx.AsyncClient,
+    admin: httpx.AsyncClient,
+    exchanger: dict[str, Any],
+    subject: dict[str, Any],
+    resource: dict[str, Any],
+    downstream: dict[str, Any],
+) -> None:
+    """The admin listener's introspection shows act and aud too, as openapi/admin.yaml says."""
+    first = await exchanged(
+        public, exchanger, subject["access_token"], audience=resource["client_id"]
+    )
+    second = await exchanged(public, resource, first, audience=downstream["client_id"])
+    response = await admin.post("/introspect", json={"token": second})
+    assert response.json()["act"]["act"] == {"sub": exchanger["client_id"]}
+    assert_conforms(response, "/introspect", "POST")
 
 
 async def test_exchange_without_audience_keeps_the_subject_audience(
