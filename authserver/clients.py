@@ -48,6 +48,9 @@ _EDITABLE = {
         str, check=lambda v: _one_of("id_token_signed_response_alg", v, ALGORITHMS)
     ),
     "post_logout_redirect_uris": Field(list, max_length=MAX_REDIRECT_URIS),
+    # RFC 8693 / RFC 8707: web apps only (a database check says so too).
+    "token_exchange": Field(bool),
+    "resource_server": Field(bool),
 }
 CREATE_FIELDS = {
     **_EDITABLE,
@@ -115,6 +118,8 @@ class Clients:
             post_logout_redirect_uris=self._post_logout_uris(
                 client_type, data.get("post_logout_redirect_uris")
             ),
+            token_exchange=_web_only(client_type, "token_exchange", data.get("token_exchange")),
+            resource_server=_web_only(client_type, "resource_server", data.get("resource_server")),
         )
         secret = None if client_type == "desktop" else generate_client_secret()
         for attempt in range(_ID_ATTEMPTS):
@@ -173,6 +178,9 @@ class Clients:
                 data["require_pkce"] = _require_pkce(
                     current.client_type, data["require_pkce"], default=current.require_pkce
                 )
+            for flag in ("token_exchange", "resource_server"):
+                if flag in data:
+                    data[flag] = _web_only(current.client_type, flag, data[flag])
             fields = replace(_fields_of(current), **data)
             client = await tx.clients.update(client_id, fields)
             await tx.audit.record(
@@ -263,7 +271,18 @@ def _fields_of(client: Client) -> ClientFields:
         require_pkce=client.require_pkce,
         id_token_signed_response_alg=client.id_token_signed_response_alg,
         post_logout_redirect_uris=client.post_logout_redirect_uris,
+        token_exchange=client.token_exchange,
+        resource_server=client.resource_server,
     )
+
+
+def _web_only(client_type: str, field: str, wanted: bool | None) -> bool:
+    """Exchanging tokens and receiving exchanged ones take a confidential client: a public one
+    cannot prove who is acting (RFC 8693 §2.1), and a resource server introspects with a
+    secret (RFC 7662 §2.1)."""
+    if wanted and client_type != "web":
+        raise InvalidInput(f"{field}: only web applications (confidential clients) may have it")
+    return bool(wanted)
 
 
 def _require_pkce(client_type: str, wanted: bool | None, *, default: bool) -> bool:

@@ -59,6 +59,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     create.add_argument("--password-grant", action="store_true")
     create.add_argument("--introspection", action="store_true")
     create.add_argument(
+        "--token-exchange",
+        action="store_true",
+        help="let this web application exchange access tokens it holds (RFC 8693)",
+    )
+    create.add_argument(
+        "--resource-server",
+        action="store_true",
+        help="let exchanged tokens be addressed to this web application (RFC 8693 audience)",
+    )
+    create.add_argument(
         "--no-require-pkce",
         action="store_true",
         help="let this web application redeem codes without PKCE (legacy SDKs; desktop "
@@ -139,6 +149,8 @@ async def _clients_create(services: Services, args: argparse.Namespace) -> Any:
         "owner_id": args.owner,
         "password_grant": args.password_grant,
         "introspection": args.introspection,
+        "token_exchange": args.token_exchange,
+        "resource_server": args.resource_server,
     }
     if args.redirect_uri:
         payload["redirect_uris"] = args.redirect_uri

@@ -74,6 +74,8 @@ class Client:
     require_pkce: bool = True  # D17: desktop (public) clients always do
     id_token_signed_response_alg: str = "RS256"  # noqa: S105 -- Registration §2, no secret
     post_logout_redirect_uris: tuple[str, ...] = ()  # RP-Initiated Logout §3.1, exact match
+    token_exchange: bool = False  # may exchange tokens it holds (RFC 8693)
+    resource_server: bool = False  # an exchanged token may be addressed to it (RFC 8707)
 
     @property
     def is_public(self) -> bool:
@@ -98,6 +100,8 @@ class Client:
             require_pkce=row["require_pkce"],
             id_token_signed_response_alg=row["id_token_signed_response_alg"],
             post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
+            token_exchange=row["token_exchange"],
+            resource_server=row["resource_server"],
         )
 
 
@@ -171,6 +175,8 @@ class TokenRow:
     client_active: bool
     legacy: bool = False  # imported from Phraseanet (D9): looked up apart, see oauth/legacy
     auth_time: datetime | None = None  # the sign-in its family began with (OpenID Connect)
+    audience: str | None = None  # RFC 8693: the resource server it was exchanged for
+    actors: tuple[str, ...] = ()  # RFC 8693 §4.1: who exchanged their way to it, latest first
 
     @property
     def active(self) -> bool:
@@ -179,7 +185,9 @@ class TokenRow:
 
     @classmethod
     def from_row(cls, row: Record) -> TokenRow:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["actors"] = tuple(values["actors"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from authserver.http.session import cookie_name
 from bench import requests
 from bench.config import INTROSPECT_PATH, ISSUER, TOKEN_PATH, Profile
 from bench.cpu import NOISY_OTHER_CORES, CpuWatch, postmaster_pid
+from bench.exchange import RESPONSE_PATTERN, exchange_requests
 from bench.flows import FlowSpec, measure_flows
 from bench.grow import TokenTable, settle
 from bench.measure import Load
@@ -57,6 +58,7 @@ class _Files:
     unknown: Path
     forged: Path
     client_credentials: Path
+    token_exchange: Path | None = None
 
 
 class Bench:
@@ -100,6 +102,10 @@ class Bench:
                     ),
                 )
                 files = self._files(seeded)
+                exchange = self.out / "token-exchange.txt"
+                files = replace(
+                    files, token_exchange=await exchange_requests(conn, exchange, seeded)
+                )
                 table = TokenTable(conn)
                 with (
                     running("floor", "bench.floor", db.url, self.out / "floor.log") as floor,
@@ -174,6 +180,9 @@ class Bench:
             await self.paired_run(name, rows, floor_side, self.wrk_side(auth, [load]))
         issue = WrkLoad(TOKEN_PATH, files.client_credentials, "random", 200, '"access_token"')
         await self.paired_run("client-credentials", rows, floor_side, self.wrk_side(auth, [issue]))
+        if files.token_exchange is not None:
+            trade = WrkLoad(TOKEN_PATH, files.token_exchange, "random", 200, RESPONSE_PATTERN)
+            await self.paired_run("token-exchange", rows, floor_side, self.wrk_side(auth, [trade]))
         # Single-use tokens: one file for the warm-up, one per slice, each walked once.
         rotations = [WrkLoad(TOKEN_PATH, f, "walk", 200, '"refresh_token"') for f in refresh]
         await self.paired_run(

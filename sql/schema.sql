@@ -118,6 +118,20 @@ END;
 $$;
 
 --
+-- Name: revoke_exchanged_tokens(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.revoke_exchanged_tokens() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE tokens SET revoked_at = NEW.revoked_at
+    WHERE subject_digest = NEW.digest AND revoked_at IS NULL;
+    RETURN NULL;
+END;
+$$;
+
+--
 -- Name: audit_events; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -233,6 +247,8 @@ CREATE TABLE public.clients (
     require_pkce boolean DEFAULT true NOT NULL,
     id_token_signed_response_alg text DEFAULT 'RS256'::text NOT NULL,
     post_logout_redirect_uris text[] DEFAULT '{}'::text[] NOT NULL,
+    token_exchange boolean DEFAULT false NOT NULL,
+    resource_server boolean DEFAULT false NOT NULL,
     CONSTRAINT clients_check CHECK (((client_type <> 'web'::text) OR (cardinality(redirect_uris) >= 1))),
     CONSTRAINT clients_client_id_check CHECK ((client_id ~ '^[A-Za-z0-9_-]{1,64}$'::text)),
     CONSTRAINT clients_client_type_check CHECK ((client_type = ANY (ARRAY['web'::text, 'desktop'::text]))),
@@ -242,6 +258,8 @@ CREATE TABLE public.clients (
     CONSTRAINT clients_post_logout_redirect_uris_check CHECK ((cardinality(post_logout_redirect_uris) <= 20)),
     CONSTRAINT clients_redirect_uris_check CHECK ((cardinality(redirect_uris) <= 20)),
     CONSTRAINT clients_require_pkce_check CHECK ((require_pkce OR (client_type = 'web'::text))),
+    CONSTRAINT clients_resource_server_check CHECK (((NOT resource_server) OR (client_type = 'web'::text))),
+    CONSTRAINT clients_token_exchange_check CHECK (((NOT token_exchange) OR (client_type = 'web'::text))),
     CONSTRAINT clients_website_check CHECK (((website ~ '^https?://'::text) AND (length(website) <= 2048)))
 );
 
@@ -265,6 +283,8 @@ CREATE VIEW public.client_auth AS
     require_pkce,
     id_token_signed_response_alg,
     post_logout_redirect_uris,
+    token_exchange,
+    resource_server,
     ARRAY( SELECT s.key_id
            FROM public.client_secrets s
           WHERE ((s.client_id = c.client_id) AND ((s.expires_at IS NULL) OR (s.expires_at > now())))
@@ -414,11 +434,15 @@ CREATE TABLE public.tokens (
     revoked_at timestamp with time zone,
     legacy boolean DEFAULT false NOT NULL,
     auth_time timestamp with time zone,
+    audience text,
+    actors text[] DEFAULT '{}'::text[] NOT NULL,
+    subject_digest bytea,
     CONSTRAINT tokens_check CHECK ((developer OR (expires_at IS NOT NULL))),
     CONSTRAINT tokens_check1 CHECK (((NOT developer) OR ((kind = 'access'::text) AND (grant_id IS NOT NULL)))),
     CONSTRAINT tokens_check2 CHECK (((kind = 'refresh'::text) OR (consumed_at IS NULL))),
     CONSTRAINT tokens_check3 CHECK (((user_id IS NULL) = (grant_id IS NULL))),
     CONSTRAINT tokens_digest_check CHECK ((length(digest) = 32)),
+    CONSTRAINT tokens_exchange_check CHECK ((((subject_digest IS NULL) = (cardinality(actors) = 0)) AND ((subject_digest IS NULL) OR ((kind = 'access'::text) AND (user_id IS NOT NULL))) AND ((audience IS NULL) OR (subject_digest IS NOT NULL)))),
     CONSTRAINT tokens_kind_check CHECK ((kind = ANY (ARRAY['access'::text, 'refresh'::text]))),
     CONSTRAINT tokens_legacy_check CHECK (((NOT legacy) OR (kind = 'access'::text)))
 );
@@ -471,7 +495,9 @@ CREATE VIEW public.token_status AS
     ((t.expires_at IS NULL) OR (t.expires_at > now())) AS live,
     c.active AS client_active,
     t.legacy,
-    t.auth_time
+    t.auth_time,
+    t.audience,
+    t.actors
    FROM ((public.tokens t
      JOIN public.clients c ON ((c.client_id = t.client_id)))
      LEFT JOIN public.users u ON ((u.user_id = t.user_id)));
@@ -690,6 +716,12 @@ CREATE INDEX login_failures_expires_idx ON public.login_failures USING btree (ex
 CREATE INDEX signing_keys_expires_idx ON public.signing_keys USING btree (expires_at);
 
 --
+-- Name: tokens_audience_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tokens_audience_idx ON public.tokens USING btree (audience) WHERE (audience IS NOT NULL);
+
+--
 -- Name: tokens_client_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -724,6 +756,12 @@ CREATE INDEX tokens_grant_idx ON public.tokens USING btree (grant_id);
 --
 
 CREATE INDEX tokens_legacy_idx ON public.tokens USING btree (digest) WHERE legacy;
+
+--
+-- Name: tokens_subject_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX tokens_subject_idx ON public.tokens USING btree (subject_digest) WHERE (subject_digest IS NOT NULL);
 
 --
 -- Name: tokens_user_idx; Type: INDEX; Schema: public; Owner: -
@@ -778,6 +816,12 @@ CREATE TRIGGER tokens_changed AFTER UPDATE ON public.tokens FOR EACH ROW WHEN ((
 --
 
 CREATE TRIGGER tokens_deleted AFTER DELETE ON public.tokens FOR EACH ROW WHEN (((old.kind = 'access'::text) AND (old.revoked_at IS NULL) AND ((old.expires_at IS NULL) OR (old.expires_at > now())))) EXECUTE FUNCTION public.notify_token_changed();
+
+--
+-- Name: tokens tokens_revoke_exchanged; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER tokens_revoke_exchanged AFTER UPDATE OF revoked_at ON public.tokens FOR EACH ROW WHEN (((old.revoked_at IS NULL) AND (new.revoked_at IS NOT NULL))) EXECUTE FUNCTION public.revoke_exchanged_tokens();
 
 --
 -- Name: users users_identifier; Type: TRIGGER; Schema: public; Owner: -
@@ -855,6 +899,13 @@ ALTER TABLE ONLY public.grants
     ADD CONSTRAINT grants_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(user_id) ON DELETE CASCADE;
 
 --
+-- Name: tokens tokens_audience_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.tokens
+    ADD CONSTRAINT tokens_audience_fkey FOREIGN KEY (audience) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+--
 -- Name: tokens tokens_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -867,6 +918,13 @@ ALTER TABLE ONLY public.tokens
 
 ALTER TABLE ONLY public.tokens
     ADD CONSTRAINT tokens_grant_id_fkey FOREIGN KEY (grant_id) REFERENCES public.grants(grant_id) ON DELETE CASCADE;
+
+--
+-- Name: tokens tokens_subject_digest_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.tokens
+    ADD CONSTRAINT tokens_subject_digest_fkey FOREIGN KEY (subject_digest) REFERENCES public.tokens(digest) ON DELETE CASCADE;
 
 --
 -- Name: tokens tokens_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

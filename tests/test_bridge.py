@@ -21,7 +21,7 @@ from authserver.oauth.bridge import TokenRequest
 from authserver.oauth.decide import FORM, Decider
 from authserver.oauth.endpoints import OAuthEndpoints, assert_synchronous, build_endpoints
 from authserver.oauth.flow import Flow, active
-from authserver.oauth.intents import IssueCode, IssueTokens
+from authserver.oauth.intents import IssueCode, IssueExchanged, IssueTokens
 from authserver.oauth.params import ClientCredentials, encode_form
 from authserver.oauth.responses import oauth_response
 from authserver.oauth.validator import Validator
@@ -93,7 +93,23 @@ def refresh_flow() -> tuple[Flow, dict[str, str]]:
     return flow, {"grant_type": "refresh_token", "refresh_token": refresh}
 
 
-@pytest.mark.parametrize("make", [client_credentials_flow, refresh_flow], ids=["cc", "refresh"])
+def exchange_flow() -> tuple[Flow, dict[str, str]]:
+    subject = CODEC.mint(TokenKind.ACCESS)
+    flow = Flow("token", ClientCredentials("client-1", "secret", "basic"))
+    flow.client, flow.client_authenticated = web_client(token_exchange=True), True
+    flow.token = token_row(subject, kind="access")
+    return flow, {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": subject,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+    }
+
+
+@pytest.mark.parametrize(
+    "make",
+    [client_credentials_flow, refresh_flow, exchange_flow],
+    ids=["cc", "refresh", "exchange"],
+)
 def test_decide_does_no_io(make: Any) -> None:
     """The decide phase issues tokens without opening a file, a socket or a process."""
     decide = decider().decide
@@ -103,7 +119,7 @@ def test_decide_does_no_io(make: Any) -> None:
         answer = decide(flow, params)
     assert answer.status == 200, answer.body
     assert seen == []
-    assert any(isinstance(intent, IssueTokens) for intent in flow.intents)
+    assert any(isinstance(intent, (IssueTokens, IssueExchanged)) for intent in flow.intents)
 
 
 def test_io_recorder_sees_io() -> None:
@@ -216,6 +232,7 @@ def test_reprs_hold_no_secrets() -> None:
             ),
             IssueTokens("password", access, refresh, "read", "alice-1", None, None),
             IssueCode("phrac_code", "alice-1", None, "read", None),
+            IssueExchanged(access, "read", "alice-1", 1, b"subject", None, ("client-1",), 60),
         )
     )
     for secret in ("phrcs_top_secret", "hunter2", "phrac_x", access, refresh, "phrac_code"):

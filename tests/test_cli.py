@@ -218,6 +218,20 @@ def test_clients_create_sets_flags(cli: Cli, owner: str) -> None:
     assert created["introspection"] is True
 
 
+def test_clients_create_sets_token_exchange_flags(cli: Cli, owner: str) -> None:
+    """``--token-exchange`` and ``--resource-server`` enable RFC 8693 exchange and audience."""
+    created = register(cli, owner, "--token-exchange", "--resource-server").json()
+    assert created["token_exchange"] is True
+    assert created["resource_server"] is True
+
+
+def test_clients_create_desktop_token_exchange_fails(cli: Cli, owner: str) -> None:
+    """A desktop application may not exchange tokens: one line, exit 1."""
+    outcome = register(cli, owner, "--type", "desktop", "--token-exchange", redirect=None)
+    assert_one_line_error(outcome)
+    assert "token_exchange" in outcome.stderr
+
+
 def test_clients_create_requires_pkce_by_default(web_app: dict[str, Any]) -> None:
     """D17: a web application needs PKCE unless told otherwise."""
     assert web_app["require_pkce"] is True

@@ -47,6 +47,12 @@ FIELDS = (
     "token",
     "token_type_hint",
     "state",
+    "subject_token",
+    "subject_token_type",
+    "requested_token_type",
+    "actor_token",
+    "audience",
+    "resource",
     "client",  # oauthlib request attributes a body must not be able to set
     "user",
     "request_validator",
@@ -116,7 +122,17 @@ def _pair(name: str, value: str, encode: bool) -> bytes:
     return raw_name + b"=" + raw_value
 
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password")
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "password",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+)
+TOKEN_TYPES = (
+    "urn:ietf:params:oauth:token-type:access_token",
+    "urn:ietf:params:oauth:token-type:refresh_token",
+)
 CONTENT_TYPES = (
     f"{FORM}; charset=utf-8",
     f"{FORM}; charset=ISO-8859-1",
@@ -149,6 +165,9 @@ TOKEN_FIELDS = (
     "scope",
     "username",
     "password",
+    "subject_token",
+    "subject_token_type",
+    "audience",
 )
 TOKEN_HINT_FIELDS = ("token", "token_type_hint")
 
@@ -161,6 +180,9 @@ def clean_forms(known: Known, path: str) -> st.SearchStrategy[bytes]:
         "grant_type": st.sampled_from(GRANT_TYPES),
         "token": st.sampled_from(known.values) | value,
         "refresh_token": st.sampled_from(known.values) | value,
+        "subject_token": st.sampled_from(known.values) | value,
+        "subject_token_type": st.sampled_from(TOKEN_TYPES) | value,
+        "audience": st.sampled_from([pair[0] for pair in known.credentials]) | value,
         "client_id": st.sampled_from([pair[0] for pair in known.credentials]),
         "token_type_hint": st.sampled_from(("access_token", "refresh_token")) | value,
     }
@@ -290,6 +312,8 @@ async def password_client(admin: httpx.AsyncClient, owner: dict[str, Any]) -> di
             "redirect_uris": ["https://script.example/cb"],
             "owner_id": owner["user_id"],
             "password_grant": True,
+            "token_exchange": True,  # its password-grant tokens are subjects to exchange
+            "resource_server": True,
         },
     )
     assert response.status_code == 201

@@ -596,7 +596,13 @@ async def test_metadata_grant_types(public: httpx.AsyncClient) -> None:
     """S-52: exactly the grants the token endpoint serves are advertised."""
     grant_types = (await public.get(METADATA)).json()["grant_types_supported"]
     assert sorted(grant_types) == sorted(
-        ["authorization_code", "refresh_token", "client_credentials", "password"]
+        [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "password",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ]
     )
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import httpx
 import pytest
 
+from tests.conftest import register_client
 from tests.live_server import LiveServer, live_server
 from tests.oauth_support import issue_code, pkce_pair
 
@@ -203,3 +205,115 @@ async def test_refused_secret_raises_oauth_error(
         with pytest.raises(OAuthError) as raised:
             await oauth.fetch_token(url(server, "/oauth2/token"), grant_type="client_credentials")
     assert raised.value.error == "invalid_client"
+
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+
+@pytest.fixture
+async def exchanger(admin: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
+    """A web app allowed to exchange tokens (RFC 8693)."""
+    return await register_client(
+        admin,
+        owner,
+        name="Photo Sync",
+        website="https://photosync.example",
+        type="web",
+        redirect_uris=[WEB_REDIRECT],
+        token_exchange=True,
+    )
+
+
+@pytest.fixture
+async def resource_server(admin: httpx.AsyncClient, owner: dict[str, Any]) -> dict[str, Any]:
+    """A resource server exchanged tokens may be addressed to; it introspects them."""
+    return await register_client(
+        admin,
+        owner,
+        name="Phraseanet API",
+        website="https://api.example",
+        type="web",
+        redirect_uris=["https://api.example/cb"],
+        introspection=True,
+        resource_server=True,
+    )
+
+
+async def exchange_token(
+    server: LiveServer, client: dict[str, Any], subject_token: str, **extra: str
+) -> dict[str, Any]:
+    """A plain RFC 8693 §2.1 request through Authlib's fetch_token, HTTP Basic client auth."""
+    async with oauth_client(
+        client_id=client["client_id"], client_secret=client["client_secret"]
+    ) as oauth:
+        token: dict[str, Any] = await oauth.fetch_token(
+            url(server, "/oauth2/token"),
+            grant_type=TOKEN_EXCHANGE,
+            subject_token=subject_token,
+            subject_token_type=ACCESS_TOKEN_TYPE,
+            **extra,
+        )
+    return token
+
+
+async def test_token_exchange(
+    server: LiveServer,
+    db: asyncpg.Connection,
+    exchanger: dict[str, Any],
+    alice: dict[str, Any],
+    resource_server: dict[str, Any],
+) -> None:
+    """Authlib exchanges a user's access token for a narrower one addressed to a resource
+    server, which introspects it with the actor and audience."""
+    subject = await code_tokens(server, db, exchanger, alice)
+    token = await exchange_token(
+        server,
+        exchanger,
+        subject["access_token"],
+        scope="read",
+        audience=resource_server["client_id"],
+    )
+    assert token["issued_token_type"] == ACCESS_TOKEN_TYPE
+    assert "refresh_token" not in token
+    claims = await introspect(server, resource_server, token["access_token"])
+    assert claims["active"] is True
+    assert claims["scope"] == "read"
+    assert claims["sub"] == alice["user_id"]
+    assert claims["aud"] == resource_server["client_id"]
+    assert claims["act"] == {"sub": exchanger["client_id"]}
+
+
+async def test_token_exchange_refusal_raises_oauth_error(
+    server: LiveServer,
+    db: asyncpg.Connection,
+    exchanger: dict[str, Any],
+    alice: dict[str, Any],
+) -> None:
+    """A scope wider than the subject's surfaces in Authlib as invalid_scope."""
+    _import_authlib()
+    from authlib.integrations.base_client import OAuthError
+
+    verifier, challenge = pkce_pair()
+    code = await issue_code(
+        db,
+        exchanger["client_id"],
+        alice["user_id"],
+        redirect_uri=WEB_REDIRECT,
+        challenge=challenge,
+        scope="read",
+    )
+    async with oauth_client(
+        client_id=exchanger["client_id"],
+        client_secret=exchanger["client_secret"],
+        redirect_uri=WEB_REDIRECT,
+    ) as oauth:
+        subject = await oauth.fetch_token(
+            url(server, "/oauth2/token"),
+            grant_type="authorization_code",
+            code=code,
+            code_verifier=verifier,
+        )
+    with pytest.raises(OAuthError) as raised:
+        await exchange_token(server, exchanger, subject["access_token"], scope="read write")
+    assert raised.value.error == "invalid_scope"

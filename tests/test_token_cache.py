@@ -54,6 +54,16 @@ async def test_second_lookup_is_answered_from_memory() -> None:
     )
 
 
+async def test_exchanged_token_keeps_its_audience_and_actors() -> None:
+    """A hit on an RFC 8693 token still says whom it is for and who acted (act, aud)."""
+    row = access_row(audience="resource-1", actors=("client-b", "client-a"))
+    lookup = listening(TokenCache(10, 10**6)).cached(Table(row))
+    await lookup(row.digest)
+    cached = await lookup(row.digest)
+    assert cached is not None
+    assert (cached.audience, cached.actors) == ("resource-1", ("client-b", "client-a"))
+
+
 @pytest.mark.parametrize(
     "changes",
     [{"revoked": True}, {"live": False}, {"client_active": False}, {"kind": "refresh"}],

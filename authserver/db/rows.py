@@ -6,9 +6,9 @@ the query unnests (a test holds the two together); everything else is keyword ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from uuid import UUID
 
 
@@ -75,6 +75,23 @@ class NewCode:
 
 
 @dataclass(frozen=True)
+class ExchangedToken:
+    """An access token issued by token exchange (RFC 8693), as ``issue_exchanged_token``
+    takes it."""
+
+    digest: bytes = field(repr=False)
+    subject_digest: bytes = field(repr=False)
+    client_id: str  # the acting client
+    user_id: str
+    grant_id: int
+    scope: str
+    expires_in: int  # seconds, capped by the subject's expiry
+    audience: str | None
+    actors: tuple[str, ...]
+    detail: dict[str, Any]  # the token.issued event's
+
+
+@dataclass(frozen=True)
 class ClientFields:
     """The editable columns of a client, as a whole (PATCH merges into this first)."""
 
@@ -88,6 +105,8 @@ class ClientFields:
     require_pkce: bool
     id_token_signed_response_alg: str = "RS256"  # noqa: S105 -- an algorithm, no secret
     post_logout_redirect_uris: tuple[str, ...] = ()
+    token_exchange: bool = False
+    resource_server: bool = False
 
 
 class ImportedUser(NamedTuple):

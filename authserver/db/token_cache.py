@@ -38,8 +38,11 @@ ENTRY_BYTES = 380
 
 Lookup = Callable[[bytes], Awaitable[TokenRow | None]]
 # expires (epoch seconds, inf: never), created, client_id, user_id, scope, username, developer,
-# legacy: what introspection reads, in tuples because 100,000 of anything else cost twice as much.
-_Entry = tuple[float, float, str, str | None, str, str | None, bool, bool]
+# legacy, audience, actors (RFC 8693): what introspection reads, in tuples because 100,000 of
+# anything else cost twice as much.
+_Entry = tuple[
+    float, float, str, str | None, str, str | None, bool, bool, str | None, tuple[str, ...]
+]
 
 
 class TokenCache:
@@ -138,6 +141,8 @@ class TokenCache:
             username,
             row.developer,
             row.legacy,
+            row.audience,
+            row.actors,
         )
         size = _size(entry)
         self._drop(row.digest)
@@ -180,7 +185,9 @@ def _size(entry: _Entry) -> int:
 def _row(digest: bytes, entry: _Entry) -> TokenRow:
     """The row as the database would read it now, with what introspection looks at (family,
     grant and sign-in time are not kept: only introspection reads from here)."""
-    expires, created, client_id, user_id, scope, username, developer, legacy = entry
+    expires, created, client_id, user_id, scope, username, developer, legacy, audience, actors = (
+        entry
+    )
     return TokenRow(
         digest=digest,
         kind="access",
@@ -198,4 +205,6 @@ def _row(digest: bytes, entry: _Entry) -> TokenRow:
         live=True,
         client_active=True,
         legacy=legacy,
+        audience=audience,
+        actors=actors,
     )

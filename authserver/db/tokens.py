@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from authserver.db.executor import QueryGroup, columns, dumps
-from authserver.db.rows import AuditInsert, Issue, NewCode, TokenInsert
+from authserver.db.rows import AuditInsert, ExchangedToken, Issue, NewCode, TokenInsert
 from authserver.models import CodeRow, TokenRow
 
 _TOKEN_FIELDS = len(TokenInsert._fields)
@@ -71,6 +71,27 @@ class TokenQueries(QueryGroup):
             else:
                 results.append(None)
         return results
+
+    async def issue_exchanged(self, token: ExchangedToken) -> bool:
+        """Issue an exchanged token and audit it; False when the subject token is no longer
+        live (revoked or expired since it was read)."""
+        issued = await self._db.fetchval(
+            self._q["issue_exchanged_token"],
+            token.digest,
+            token.subject_digest,
+            token.client_id,
+            token.user_id,
+            token.grant_id,
+            token.scope,
+            float(token.expires_in),
+            token.audience,
+            list(token.actors),
+            dumps(token.detail),
+        )
+        if issued is None:
+            return False
+        self._audited("token.issued", token.detail)
+        return True
 
     async def by_digests(self, digests: list[bytes]) -> list[TokenRow | None]:
         """The token of each digest, or None, in the order asked (authserver.db.batches)."""

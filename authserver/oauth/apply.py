@@ -13,16 +13,18 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from authserver.db.rows import Issue, IssuedToken
+from authserver.db.rows import ExchangedToken, Issue, IssuedToken
 from authserver.db.store import Store
 from authserver.db.throttles import ClientFailures
 from authserver.errors import InvalidGrant
+from authserver.oauth.exchange import TOKEN_EXCHANGE
 from authserver.oauth.flow import Flow
 from authserver.oauth.intents import (
     Audit,
     ClaimCode,
     CountAuthFailure,
     Intent,
+    IssueExchanged,
     IssueTokens,
     RevokeCodeFamilies,
     RevokeFamily,
@@ -56,6 +58,10 @@ class _ClaimLost(InvalidGrant):
         self.audit = audit
 
 
+class _SubjectGone(InvalidGrant):
+    """Token exchange: the subject token was revoked or expired before the store phase."""
+
+
 class Applier:
     def __init__(
         self, store: Store, issues: IssueBatch, lifetimes: Lifetimes, pause: ClientPause
@@ -67,6 +73,9 @@ class Applier:
 
     async def apply(self, flow: Flow) -> bool:
         """Apply the flow's intents; False when a single-use claim was lost."""
+        if len(flow.intents) == 1 and isinstance(flow.intents[0], IssueExchanged):
+            # One statement, atomic by itself: the exchanged token, its subject checked.
+            return await self._store.tokens.issue_exchanged(_exchanged(flow, flow.intents[0]))
         issue = self._issue_alone(flow)
         if issue is not None:
             # Tokens with nothing to claim first (client credentials, above all): one statement
@@ -77,6 +86,8 @@ class Applier:
             await self._in_transaction(lambda tx: self._apply(tx, flow))
         except _ClaimLost as exc:
             lost = exc
+        except _SubjectGone:
+            return False
         else:
             return True
         # Someone else redeemed it first: what was issued from it can no longer be trusted.
@@ -116,6 +127,10 @@ class Applier:
         # Claims first: if one is lost, nothing else of this request may be written.
         for intent in flow.intents:
             await _claim(tx, intent, client_id)
+            if isinstance(intent, IssueExchanged) and not await tx.tokens.issue_exchanged(
+                _exchanged(flow, intent)
+            ):
+                raise _SubjectGone("the subject token is no longer live")
         for intent in flow.intents:
             await self._write(tx, intent, client_id)
 
@@ -182,6 +197,25 @@ class Applier:
             tokens=tuple(tokens),
             auth_time=intent.auth_time,
         )
+
+
+def _exchanged(flow: Flow, intent: IssueExchanged) -> ExchangedToken:
+    assert flow.client is not None  # the acting client authenticated
+    detail: dict[str, object] = {"grant_type": TOKEN_EXCHANGE}
+    if intent.audience is not None:
+        detail["audience"] = intent.audience
+    return ExchangedToken(
+        digest=token_digest(intent.access_token),
+        subject_digest=intent.subject_digest,
+        client_id=flow.client.client_id,
+        user_id=intent.user_id,
+        grant_id=intent.grant_id,
+        scope=intent.scope,
+        expires_in=intent.lifetime,
+        audience=intent.audience,
+        actors=intent.actors,
+        detail=detail,
+    )
 
 
 async def _claim(tx: Store, intent: Intent, client_id: str | None) -> None:

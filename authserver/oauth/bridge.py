@@ -20,6 +20,7 @@ from authserver.answer import Answer
 from authserver.models import FailureKind
 from authserver.oauth.apply import Applier
 from authserver.oauth.decide import Decider
+from authserver.oauth.exchange import TOKEN_EXCHANGE
 from authserver.oauth.flow import Endpoint, Flow
 from authserver.oauth.guesses import Guesses
 from authserver.oauth.load import Loader, guess_address
@@ -28,6 +29,8 @@ from authserver.oauth.responses import oauth_error
 
 _NO_GRANT_TYPE = oauth_error(400, "invalid_request", "the grant_type parameter is required")
 _CLAIM_LOST = oauth_error(400, "invalid_grant", "the grant has already been used")
+# RFC 8693 §2.2.2: a subject token that is no longer acceptable is invalid_request.
+_SUBJECT_GONE = oauth_error(400, "invalid_request", "subject_token was revoked meanwhile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,8 @@ class Bridge:
                 client_id, kind, guess_address(flow), request.endpoint, flow.guess.reason
             )
         if flow.intents and not await self._applier.apply(flow):
-            return Handled(_CLAIM_LOST, client_id)
+            exchange = params.get("grant_type") == TOKEN_EXCHANGE
+            return Handled(_SUBJECT_GONE if exchange else _CLAIM_LOST, client_id)
         if request.endpoint == "revoke" and flow.token is not None:
             # This replica's own answers change at once; every replica's (this one's too)
             # through PostgreSQL's notification, milliseconds later (db/token_cache).

@@ -37,11 +37,21 @@ from oauthlib.openid.connect.core.grant_types import (
 )
 from oauthlib.openid.connect.core.grant_types import RefreshTokenGrant as OpenIDRefreshTokenGrant
 
+from authserver.oauth.exchange import TOKEN_EXCHANGE, TokenExchangeGrant
 from authserver.oauth.openid import IdTokenSigner
 from authserver.oauth.validator import Validator
 from authserver.security.tokens import TokenCodec, TokenKind
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password")
+# Each is advertised in the metadata though some are per client (the password grant, token
+# exchange): RFC 8414 lists what the server supports, and which client may use what is the
+# client's registration, not the server's.
+GRANT_TYPES = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "password",
+    TOKEN_EXCHANGE,
+)
 
 
 class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]  # oauthlib is untyped
@@ -111,6 +121,7 @@ def build_endpoints(
             "refresh_token": OpenIDRefreshTokenGrant(validator, issue_new_refresh_tokens=True),
             "client_credentials": ClientCredentialsGrant(validator),
             "password": ResourceOwnerPasswordCredentialsGrant(validator),
+            TOKEN_EXCHANGE: TokenExchangeGrant(validator),
         },
     )
     return OAuthEndpoints(

@@ -25,7 +25,7 @@ Endpoint = Literal["token", "revoke", "introspect", "authorize", "userinfo"]
 class Guess:
     """A presented code or token that matched nothing: a failure counted against the client."""
 
-    what: str  # "code", "refresh_token" or "token"
+    what: str  # "code", "refresh_token", "token" or "subject_token"
     reason: str  # "forged" (its MAC fails), "unknown" (no row), "foreign" (another client's)
 
 
@@ -40,7 +40,9 @@ class Flow:
     paused_for: float | None = None  # seconds until a pause that refuses this request ends
     guess: Guess | None = None
     code: CodeRow | None = None
-    token: TokenRow | None = None  # the refresh token presented, or the revoked/introspected one
+    # The refresh token presented, the revoked/introspected one, or an exchange's subject token.
+    token: TokenRow | None = None
+    audience: Client | None = None  # token exchange: the resource server named as audience
     # Password grant: the user the sign-in policy signed in; authorize: the signed-in user.
     user: User | None = None
     sign_in_paused_for: int | None = None  # password grant: sign-in paused for this long

@@ -34,6 +34,21 @@ class IssueTokens:
 
 
 @dataclass(frozen=True)
+class IssueExchanged:
+    """RFC 8693: an access token exchanged for a live one; the store issues it only while the
+    subject is still live, and never past its expiry."""
+
+    access_token: str = field(repr=False)
+    scope: str
+    user_id: str
+    grant_id: int  # the subject's: revoking the user's grant revokes what was exchanged
+    subject_digest: bytes
+    audience: str | None  # the resource server's client id
+    actors: tuple[str, ...]  # the acting client first, then the subject's actors
+    lifetime: int  # seconds
+
+
+@dataclass(frozen=True)
 class IssueCode:
     code: str = field(repr=False)
     user_id: str
@@ -88,6 +103,7 @@ class Audit:
 
 Intent = (
     IssueTokens
+    | IssueExchanged
     | IssueCode
     | ClaimCode
     | RevokeFamily

@@ -37,7 +37,19 @@ def introspection_claims(row: TokenRow, issuer: str) -> dict[str, Any] | None:
     if row.user_id is not None:
         claims["sub"] = row.user_id
         claims["username"] = row.username
+    if row.audience is not None:
+        claims["aud"] = row.audience
+    if row.actors:
+        claims["act"] = actor_claim(row.actors)  # RFC 8693 §4.1, for an exchanged token
     return claims
+
+
+def actor_claim(actors: tuple[str, ...]) -> dict[str, Any] | None:
+    """RFC 8693 §4.1 ``act``: the latest actor outermost, each earlier one nested inside."""
+    claim: dict[str, Any] | None = None
+    for actor in reversed(actors):
+        claim = {"sub": actor} if claim is None else {"sub": actor, "act": claim}
+    return claim
 
 
 def loaded_claims(flow: Flow, token: str, issuer: str) -> dict[str, Any] | None:

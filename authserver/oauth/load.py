@@ -12,6 +12,7 @@ from __future__ import annotations
 from authserver.db.client_cache import ClientCache
 from authserver.db.store import Store
 from authserver.models import ClientAuth, FailureKind
+from authserver.oauth.exchange import TOKEN_EXCHANGE, may_present
 from authserver.oauth.flow import Flow, Guess
 from authserver.oauth.introspection import Lookup
 from authserver.oauth.legacy import LegacyTokens
@@ -79,6 +80,8 @@ class Loader:
             await self._load_refresh_token(flow, params.get("refresh_token"))
         elif grant_type == "password":
             await self._sign_in_user(flow, params)
+        elif grant_type == TOKEN_EXCHANGE:
+            await self._load_exchange(flow, params)
 
     async def _load_code(self, flow: Flow, code: str | None) -> None:
         if code is None:
@@ -107,6 +110,30 @@ class Loader:
             flow.guess = Guess("refresh_token", "foreign")
         elif flow.token.user_id is not None:
             await self._load_identified_user(flow, flow.token.user_id, flow.token.scope)
+
+    async def _load_exchange(self, flow: Flow, params: dict[str, str]) -> None:
+        """The subject token and the audience of a token exchange (RFC 8693), for a client
+        that may exchange: oauthlib refuses any other before it asks about either."""
+        client = flow.client
+        if client is None or not client.token_exchange or not _approved(flow):
+            return
+        subject = params.get("subject_token")
+        if subject is not None:
+            if self._codec.kind_of(subject) in _TOKEN_KINDS:
+                flow.token = await self._lookup(token_digest(subject))
+            elif self._legacy.recognises(subject):
+                flow.token = await self._legacy.find(subject)
+            else:
+                flow.guess = Guess("subject_token", "forged")
+                return
+            if flow.token is None:
+                flow.guess = Guess("subject_token", "unknown")
+            elif not may_present(flow.token, client.client_id):
+                flow.guess = Guess("subject_token", "foreign")
+        audience = params.get("audience")
+        if audience is not None and CLIENT_ID.fullmatch(audience):
+            target, _ = await self._clients.get(audience)
+            flow.audience = None if target is None else target.client
 
     async def _load_identified_user(self, flow: Flow, user_id: str, scope: str) -> None:
         """The user an ID token will be about, for a grant of ``openid`` (OpenID Connect)."""

@@ -22,6 +22,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
 
 from authserver import scopes as scope_names
 from authserver.models import Client
+from authserver.oauth.exchange import TOKEN_EXCHANGE, ExchangeValidation, exchanged_intent
 from authserver.oauth.flow import Flow, current
 from authserver.oauth.intents import (
     Audit,
@@ -46,7 +47,7 @@ _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 _NO_REDIRECT_URI = "urn:authserver:no-redirect-uri"
 
 
-class Validator(OpenIDValidation, RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
+class Validator(ExchangeValidation, OpenIDValidation, RequestValidator):  # type: ignore[misc]  # oauthlib is untyped
     def __init__(self, issuer: str, id_tokens: IdTokenSigner) -> None:
         super().__init__()
         self._issuer = issuer
@@ -131,6 +132,9 @@ class Validator(OpenIDValidation, RequestValidator):  # type: ignore[misc]  # oa
             return not client.is_public  # RFC 6749 §4.4: confidential clients only
         if grant_type == "password":
             return client.password_grant  # the app's owner must have enabled it
+        if grant_type == TOKEN_EXCHANGE:
+            # RFC 8693 §2.1: web apps the operator allowed to; never a public client.
+            return client.token_exchange and not client.is_public
         return grant_type in ("authorization_code", "refresh_token")
 
     # Scopes
@@ -294,6 +298,9 @@ class Validator(OpenIDValidation, RequestValidator):  # type: ignore[misc]  # oa
         flow = current()
         grant_type = request.grant_type
         scope = scope_names.to_string(str(token.get("scope", "")).split())
+        if grant_type == TOKEN_EXCHANGE:
+            flow.record(exchanged_intent(flow, token, scope))
+            return
         common = {
             "grant_type": grant_type,
             "access_token": token["access_token"],

@@ -79,3 +79,27 @@ WITH revoked AS (
     RETURNING 1
 )
 SELECT count(*) FROM revoked;
+
+-- name: issue_exchanged_token
+-- Token exchange (RFC 8693): store the new access token ($1 digest, $3 acting client, $4 user,
+-- $5 grant, $6 scope, $7 lifetime in seconds, $8 audience, $9 actors) and its token.issued
+-- event ($10 detail), only while the subject token ($2) is live, and never past its expiry. FOR
+-- SHARE: a revocation of the subject either finished first (then nothing is issued) or waits
+-- for this one, and then its trigger revokes what this issued. No row back: nothing issued.
+WITH subject AS (
+    SELECT digest, expires_at FROM tokens
+    WHERE digest = $2 AND kind = 'access' AND revoked_at IS NULL
+      AND (expires_at IS NULL OR expires_at > now())
+    FOR SHARE
+), issued AS (
+    INSERT INTO tokens (digest, kind, client_id, user_id, grant_id, scope, expires_at, audience,
+                        actors, subject_digest)
+    SELECT $1, 'access', $3, $4, $5, $6,
+           least(now() + make_interval(secs => $7::double precision), s.expires_at), $8, $9,
+           s.digest
+    FROM subject s
+    RETURNING client_id, user_id
+)
+INSERT INTO audit_events (kind, client_id, user_id, detail)
+SELECT 'token.issued', i.client_id, i.user_id, $10::jsonb FROM issued i
+RETURNING 1;
