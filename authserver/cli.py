@@ -198,6 +198,7 @@ async def _clients_create(services: Services, args: argparse.Namespace) -> Any:
         "owner_id": args.owner,
         "password_grant": args.password_grant,
         "introspection": args.introspection,
+        "device_grant": args.device_grant,
     }
     if args.redirect_uri:
         payload["redirect_uris"] = args.redirect_uri
@@ -327,6 +328,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--password-grant", action="store_true")
     create.add_argument("--introspection", action="store_true")
+    create.add_argument(
+        "--device-grant",
+        action="store_true",
+        help="let this application use the device authorization grant (RFC 8628)",
+    )
     create.add_argument(
         "--no-require-pkce",
         action="store_true",

@@ -48,6 +48,7 @@ _EDITABLE = {
         str, check=lambda v: _one_of("id_token_signed_response_alg", v, ALGORITHMS)
     ),
     "post_logout_redirect_uris": Field(list, max_length=MAX_REDIRECT_URIS),
+    "device_grant": Field(bool),  # RFC 8628: off unless the app asks for it
 }
 CREATE_FIELDS = {
     **_EDITABLE,
@@ -115,6 +116,7 @@ class Clients:
             post_logout_redirect_uris=self._post_logout_uris(
                 client_type, data.get("post_logout_redirect_uris")
             ),
+            device_grant=data.get("device_grant", False),
         )
         secret = None if client_type == "desktop" else generate_client_secret()
         for attempt in range(_ID_ATTEMPTS):
@@ -183,6 +185,7 @@ class Clients:
                 # bring old tokens back (checklist S-72).
                 revoked = await tx.tokens.revoke_of_client(client_id)
                 await tx.codes.delete_unredeemed(client_id=client_id)
+                await tx.device_codes.delete_unredeemed(client_id=client_id)
                 await tx.audit.record(
                     "client.disabled", client_id=client_id, detail={"tokens_revoked": revoked}
                 )
@@ -263,6 +266,7 @@ def _fields_of(client: Client) -> ClientFields:
         require_pkce=client.require_pkce,
         id_token_signed_response_alg=client.id_token_signed_response_alg,
         post_logout_redirect_uris=client.post_logout_redirect_uris,
+        device_grant=client.device_grant,
     )
 
 

@@ -44,6 +44,7 @@ def client_json(client: Client) -> dict[str, Any]:
         "require_pkce": client.require_pkce,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "device_grant": client.device_grant,
         "token_endpoint_auth_method": "none" if client.is_public else "client_secret_basic",
         "created_at": _time(client.created_at),
         "updated_at": _time(client.updated_at),

@@ -31,6 +31,7 @@ class ClientQueries(QueryGroup):
                 fields.require_pkce,
                 fields.id_token_signed_response_alg,
                 list(fields.post_logout_redirect_uris),
+                fields.device_grant,
             )
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"no user with id {owner_id!r} to own the application") from None
@@ -67,6 +68,7 @@ class ClientQueries(QueryGroup):
             fields.require_pkce,
             fields.id_token_signed_response_alg,
             list(fields.post_logout_redirect_uris),
+            fields.device_grant,
         )
         if row is None:
             raise NotFound(f"no application with client id {client_id!r}")

@@ -88,6 +88,7 @@ class ClientFields:
     require_pkce: bool
     id_token_signed_response_alg: str = "RS256"  # noqa: S105 -- an algorithm, no secret
     post_logout_redirect_uris: tuple[str, ...] = ()
+    device_grant: bool = False
 
 
 class ImportedUser(NamedTuple):

@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from authserver.models import Client, ClientAuth, CodeRow, TokenRow, User
+from authserver.models import Client, ClientAuth, CodeRow, DeviceCodeRow, TokenRow, User
 from authserver.oauth.intents import Intent
 from authserver.oauth.params import ClientCredentials
 
-Endpoint = Literal["token", "revoke", "introspect", "authorize", "userinfo"]
+Endpoint = Literal["token", "revoke", "introspect", "authorize", "userinfo", "device"]
 
 
 @dataclass(frozen=True)
 class Guess:
     """A presented code or token that matched nothing: a failure counted against the client."""
 
-    what: str  # "code", "refresh_token" or "token"
+    what: str  # "code", "refresh_token", "device_code" or "token"
     reason: str  # "forged" (its MAC fails), "unknown" (no row), "foreign" (another client's)
 
 
@@ -40,6 +40,7 @@ class Flow:
     paused_for: float | None = None  # seconds until a pause that refuses this request ends
     guess: Guess | None = None
     code: CodeRow | None = None
+    device: DeviceCodeRow | None = None  # the device code polled with (RFC 8628 §3.4)
     token: TokenRow | None = None  # the refresh token presented, or the revoked/introspected one
     # Password grant: the user the sign-in policy signed in; authorize: the signed-in user.
     user: User | None = None

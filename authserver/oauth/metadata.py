@@ -6,12 +6,23 @@ from __future__ import annotations
 from typing import Any
 
 from authserver import scopes
+from authserver.oauth.device import DEVICE_GRANT
 from authserver.oauth.endpoints import GRANT_TYPES
 from authserver.oidc.claims import CLAIMS_SUPPORTED
 from authserver.oidc.keys import ALGORITHMS
 
 
-def metadata(issuer: str) -> dict[str, Any]:
+def metadata(issuer: str, *, device_grant: bool = False) -> dict[str, Any]:
+    """The document; ``device_grant`` when some application may use RFC 8628's grant."""
+    document = _metadata(issuer)
+    if device_grant:
+        # RFC 8628 §4: the endpoint, and the grant among the token endpoint's.
+        document["device_authorization_endpoint"] = f"{issuer}/oauth2/device_authorization"
+        document["grant_types_supported"].append(DEVICE_GRANT)
+    return document
+
+
+def _metadata(issuer: str) -> dict[str, Any]:
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth2/authorize",

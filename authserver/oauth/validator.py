@@ -22,6 +22,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
 
 from authserver import scopes as scope_names
 from authserver.models import Client
+from authserver.oauth.device import DEVICE_GRANT, device_status
 from authserver.oauth.flow import Flow, current
 from authserver.oauth.intents import (
     Audit,
@@ -131,6 +132,8 @@ class Validator(OpenIDValidation, RequestValidator):  # type: ignore[misc]  # oa
             return not client.is_public  # RFC 6749 §4.4: confidential clients only
         if grant_type == "password":
             return client.password_grant  # the app's owner must have enabled it
+        if grant_type == DEVICE_GRANT:
+            return client.device_grant  # RFC 8628: likewise
         return grant_type in ("authorization_code", "refresh_token")
 
     # Scopes
@@ -234,6 +237,13 @@ class Validator(OpenIDValidation, RequestValidator):  # type: ignore[misc]  # oa
         assert row is not None  # validate_code accepted it
         current().record(ClaimCode(row.digest))
 
+    # Device code grant (RFC 8628 §3.4, §3.5)
+
+    def validate_device_code(
+        self, client_id: str, code: str, request: Request, *a: Any, **kw: Any
+    ) -> str | None:
+        return device_status(current(), request.client.client_id, code, request)
+
     # Password grant (RFC 6749 §4.3.2)
 
     def validate_user(
@@ -321,6 +331,16 @@ class Validator(OpenIDValidation, RequestValidator):  # type: ignore[misc]  # oa
                 refresh_scope=old.scope,
                 not_after=old.expires_at,
                 auth_time=old.auth_time,
+            )
+        elif grant_type == DEVICE_GRANT and flow.device is not None:
+            device = flow.device
+            intent = IssueTokens(
+                **common,
+                user_id=device.user_id,
+                grant_id=device.grant_id,
+                family_id=uuid.uuid4(),
+                device_digest=device.digest,
+                auth_time=device.auth_time,
             )
         elif grant_type == "password" and flow.user is not None:
             intent = IssueTokens(

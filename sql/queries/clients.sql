@@ -2,8 +2,8 @@
 -- Register an application.
 INSERT INTO clients (client_id, name, description, website, client_type, redirect_uris,
                      owner_id, password_grant, introspection, require_pkce,
-                     id_token_signed_response_alg, post_logout_redirect_uris)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     id_token_signed_response_alg, post_logout_redirect_uris, device_grant)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING *;
 
 -- name: get_client
@@ -28,7 +28,8 @@ LIMIT $3;
 UPDATE clients SET
     name = $2, description = $3, website = $4, redirect_uris = $5,
     password_grant = $6, introspection = $7, active = $8, require_pkce = $9,
-    id_token_signed_response_alg = $10, post_logout_redirect_uris = $11, updated_at = now()
+    id_token_signed_response_alg = $10, post_logout_redirect_uris = $11, device_grant = $12,
+    updated_at = now()
 WHERE client_id = $1
 RETURNING *;
 
