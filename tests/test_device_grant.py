@@ -94,6 +94,7 @@ async def test_codes_are_stored_as_digests(
     """The device code is stored by its SHA-256 digest, the user code not in clear at all."""
     body = await codes(public, tv_app)
     row = await db.fetchrow("SELECT * FROM device_codes")
+    assert row is not None
     assert row["digest"] == token_digest(body["device_code"])
     stored = b"".join(v for v in row.values() if isinstance(v, bytes))
     for value in (body["device_code"], body["user_code"], body["user_code"].replace("-", "")):
