@@ -187,9 +187,10 @@ def test_clients_create_prints_id_and_secret(web_app: dict[str, Any]) -> None:
 
 
 def test_clients_create_defaults_flags_off(web_app: dict[str, Any]) -> None:
-    """Without flags the password grant and introspection are off."""
+    """Without flags the password grant, introspection and the device grant are off."""
     assert web_app["password_grant"] is False
     assert web_app["introspection"] is False
+    assert web_app["device_grant"] is False
 
 
 def test_clients_create_sets_flags(cli: Cli, owner: str) -> None:
@@ -197,6 +198,12 @@ def test_clients_create_sets_flags(cli: Cli, owner: str) -> None:
     created = register(cli, owner, "--password-grant", "--introspection").json()
     assert created["password_grant"] is True
     assert created["introspection"] is True
+
+
+def test_clients_create_with_device_grant(cli: Cli, owner: str) -> None:
+    """``--device-grant`` lets the application use RFC 8628's grant."""
+    created = register(cli, owner, "--type", "desktop", "--device-grant", redirect=None).json()
+    assert created["device_grant"] is True
 
 
 def test_clients_create_requires_pkce_by_default(web_app: dict[str, Any]) -> None:

@@ -459,3 +459,33 @@ async def test_metadata_drops_the_grant_when_its_last_client_turns_it_off(
     await admin.patch(f"/clients/{tv_app['client_id']}", json={"device_grant": False})
     document = (await public.get(METADATA)).json()
     assert "device_authorization_endpoint" not in document
+
+
+# Per-application enablement (admin API)
+
+
+async def test_device_grant_is_off_by_default(desktop_client: Any, web_client: Any) -> None:
+    """New applications of either type do not have the device grant unless they ask."""
+    assert desktop_client["device_grant"] is False
+    assert web_client["device_grant"] is False
+
+
+async def test_device_grant_can_be_turned_on_later(
+    public: httpx.AsyncClient, admin: httpx.AsyncClient, desktop_client: Any
+) -> None:
+    """PATCH device_grant=true: the application may then ask for device codes."""
+    patched = await admin.patch(
+        f"/clients/{desktop_client['client_id']}", json={"device_grant": True}
+    )
+    assert patched.json()["device_grant"] is True
+    assert (await ask(public, desktop_client)).status_code == 200
+
+
+async def test_device_grant_must_be_a_boolean(
+    admin: httpx.AsyncClient, desktop_client: Any
+) -> None:
+    """A device_grant that is not a boolean is a 400."""
+    response = await admin.patch(
+        f"/clients/{desktop_client['client_id']}", json={"device_grant": "yes"}
+    )
+    assert response.status_code == 400
