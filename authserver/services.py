@@ -51,7 +51,7 @@ from authserver.oauth.guesses import Guesses, GuessLimits
 from authserver.oauth.introspection import Introspector
 from authserver.oauth.legacy import LegacyTokens
 from authserver.oauth.load import Loader
-from authserver.oauth.metadata import metadata
+from authserver.oauth.metadata import DeviceGrantAdvert, metadata
 from authserver.oauth.openid import IdTokenSigner
 from authserver.oauth.userinfo import UserInfo
 from authserver.oauth.verification import LookupLimits, Verification
@@ -248,7 +248,9 @@ def _build(
             UserInfo(endpoints.userinfo, store, codec, lookups, issuer=settings.issuer),
             signing_keys.keys,
             lambda device_grant: metadata(settings.issuer, device_grant=device_grant),
-            device_grant_enabled=store.device_codes.grant_enabled,
+            device_grant_enabled=DeviceGrantAdvert(
+                store.device_codes.grant_enabled, refresh=settings.client_cache_ttl
+            ).enabled,
             key_propagation=settings.key_propagation,
         ),
         health=Health(store.ping),

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from authserver.oauth.metadata import FIRST_WAIT, DeviceGrantAdvert
 from authserver.security.tokens import token_digest
 from authserver.security.user_codes import ALPHABET
 from tests.authorize_support import METADATA, browser
@@ -489,3 +491,36 @@ async def test_device_grant_must_be_a_boolean(
         f"/clients/{desktop_client['client_id']}", json={"device_grant": "yes"}
     )
     assert response.status_code == 400
+
+
+async def test_advert_keeps_its_last_answer_while_the_database_hangs() -> None:
+    """The metadata's device-grant answer comes from memory when a fresh read hangs."""
+    answers = [True]
+    hang = asyncio.Event()
+
+    async def read() -> bool:
+        if not answers:
+            await hang.wait()
+        return answers.pop()
+
+    advert = DeviceGrantAdvert(read, refresh=0)
+    assert await advert.enabled() is True
+    started = time.monotonic()
+    assert await advert.enabled() is True  # the second read hangs
+    assert time.monotonic() - started < FIRST_WAIT + 0.5
+    hang.set()
+
+
+async def test_advert_keeps_its_last_answer_when_the_read_fails() -> None:
+    """A read that fails leaves the last answer in place."""
+    answers: list[bool | Exception] = [OSError("database away"), True]
+
+    async def read() -> bool:
+        answer = answers.pop()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    advert = DeviceGrantAdvert(read, refresh=0)
+    assert await advert.enabled() is True
+    assert await advert.enabled() is True
