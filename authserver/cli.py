@@ -27,6 +27,7 @@ from authserver.db.pool import create_pool
 from authserver.db.store import Store
 from authserver.errors import AdminError, AuthServerError, ConfigError, ImportFailed, Malformed
 from authserver.logs import configure_logging
+from authserver.oidc.keys import ALGORITHMS
 from authserver.serialize import client_json, user_json
 from authserver.services import Services, open_services
 
@@ -178,6 +179,8 @@ async def _users_create(services: Services, args: argparse.Namespace) -> Any:
     payload: dict[str, Any] = {"login": args.login, "display_name": args.display_name}
     if args.email is not None:
         payload["email"] = args.email
+    if args.email_verified:
+        payload["email_verified"] = True
     if args.password_stdin:
         payload["password"] = sys.stdin.readline().rstrip("\r\n")
     user, _ = await services.users.upsert(args.user_id, payload)
@@ -204,6 +207,10 @@ async def _clients_create(services: Services, args: argparse.Namespace) -> Any:
         payload["redirect_uris"] = args.redirect_uri
     if args.no_require_pkce:
         payload["require_pkce"] = False
+    if args.id_token_alg is not None:
+        payload["id_token_signed_response_alg"] = args.id_token_alg
+    if args.post_logout_redirect_uri:
+        payload["post_logout_redirect_uris"] = args.post_logout_redirect_uri
     registered = await services.clients.create(payload)
     return {**client_json(registered.client), "client_secret": registered.client_secret}
 
@@ -305,6 +312,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--email")
     create.add_argument("--display-name", default="")
     create.add_argument(
+        "--email-verified",
+        action="store_true",
+        help="the platform checked that the user owns the e-mail address (OpenID's "
+        "email_verified claim)",
+    )
+    create.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input",
@@ -338,6 +351,17 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let this web application redeem codes without PKCE (legacy SDKs; desktop "
         "applications always need it); the default follows AUTHSERVER_PKCE_REQUIRED_FOR_ALL",
+    )
+    create.add_argument(
+        "--id-token-alg",
+        choices=ALGORITHMS,
+        help="how this application's ID tokens are signed (default RS256)",
+    )
+    create.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=[],
+        help="where the application may send the user after signing out; repeat for several",
     )
     create.set_defaults(run=_with_resources(_clients_create))
     listing = clients_cmd.add_parser("list", help="list applications")

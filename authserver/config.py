@@ -94,7 +94,9 @@ class Settings:
     # HMAC-SHA512 hashes of imported users. Kept out of repr like every key.
     phraseanet_site_key: str | None = field(default=None, repr=False)
     id_token_ttl: int = 3600  # seconds an ID token is valid (OpenID Connect Core §2 exp)
-    key_propagation: int = 60  # seconds a new signing key is published before it signs
+    # Seconds a new signing key is published before it signs: at least a replica's reload
+    # (10 s) plus the minute for which openid-client trusts its copy of the JWKS.
+    key_propagation: int = 120
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -155,7 +157,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", _parse_log_level, "INFO"),
             phraseanet_site_key=env.exact("PHRASEANET_SITE_KEY", _parse_site_key),
             id_token_ttl=env.get("ID_TOKEN_TTL", _duration(60, 86400), 3600),
-            key_propagation=env.get("KEY_PROPAGATION", _duration(0, 86400), 60),
+            key_propagation=env.get("KEY_PROPAGATION", _duration(0, 86400), 120),
         ).checked()
 
     def checked(self) -> Settings:

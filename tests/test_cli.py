@@ -161,6 +161,25 @@ def test_users_create_never_prints_password(cli: Cli) -> None:
     assert "argon2" not in outcome.stdout + outcome.stderr
 
 
+def test_users_create_unverified_email_by_default(cli: Cli) -> None:
+    """Without ``--email-verified`` the user's e-mail address is not marked verified."""
+    user = cli.ok("users", "create", "u-1", "--login", "alice", "--email", "a@example.com")
+    assert user["email_verified"] is False
+
+
+def test_users_create_email_verified(cli: Cli) -> None:
+    """``--email-verified`` marks the address as checked by the platform."""
+    user = cli.ok(
+        "users", "create", "u-1", "--login", "alice", "--email", "a@example.com", "--email-verified"
+    )
+    assert user["email_verified"] is True
+
+
+def test_users_create_email_verified_without_email_fails(cli: Cli) -> None:
+    """``--email-verified`` without an address is a one-line error."""
+    assert_one_line_error(cli("users", "create", "u-1", "--login", "alice", "--email-verified"))
+
+
 def test_users_delete_removes_user(cli: Cli, owner: str, database_url: str) -> None:
     """``users delete`` removes the user and prints nothing."""
     outcome = cli("users", "delete", owner)
@@ -230,6 +249,40 @@ def test_clients_create_desktop_has_no_secret(cli: Cli, owner: str) -> None:
     assert created["client_secret"] is None
     assert created["token_endpoint_auth_method"] == "none"
     assert created["redirect_uris"] == ["http://127.0.0.1/callback", "urn:ietf:wg:oauth:2.0:oob"]
+
+
+def test_clients_create_signs_id_tokens_with_rs256_by_default(web_app: dict[str, Any]) -> None:
+    """Without ``--id-token-alg`` an application's ID tokens are signed with RS256."""
+    assert web_app["id_token_signed_response_alg"] == "RS256"
+    assert web_app["post_logout_redirect_uris"] == []
+
+
+def test_clients_create_id_token_alg(cli: Cli, owner: str) -> None:
+    """``--id-token-alg ES256`` is stored on the application."""
+    created = register(cli, owner, "--id-token-alg", "ES256").json()
+    assert created["id_token_signed_response_alg"] == "ES256"
+
+
+def test_clients_create_unknown_id_token_alg_fails(cli: Cli, owner: str) -> None:
+    """An algorithm ID tokens are not signed with (HS256) is refused by the parser."""
+    with pytest.raises(SystemExit) as exited:
+        register(cli, owner, "--id-token-alg", "HS256")
+    assert exited.value.code == 2
+
+
+def test_clients_create_post_logout_redirect_uris(cli: Cli, owner: str) -> None:
+    """``--post-logout-redirect-uri`` repeats, one registered URI each."""
+    uris = ["https://photosync.example/bye", "https://photosync.example/again"]
+    created = register(
+        cli, owner, "--post-logout-redirect-uri", uris[0], "--post-logout-redirect-uri", uris[1]
+    ).json()
+    assert created["post_logout_redirect_uris"] == uris
+
+
+def test_clients_create_bad_post_logout_redirect_uri_fails(cli: Cli, owner: str) -> None:
+    """A post-logout URI with a fragment is refused with a one-line error."""
+    outcome = register(cli, owner, "--post-logout-redirect-uri", "https://photosync.example/#x")
+    assert_one_line_error(outcome)
 
 
 def test_clients_list_shows_all(cli: Cli, web_app: dict[str, Any]) -> None:

@@ -11,12 +11,18 @@ from authserver.db.executor import QueryGroup
 
 
 @dataclass(frozen=True)
-class StoredKey:
+class NewKey:
     kid: str
     alg: str
     public_jwk: str  # JSON
     private_jwk: bytes = field(repr=False)  # encrypted
     key_id: str
+
+
+@dataclass(frozen=True)
+class StoredKey(NewKey):
+    """A key as stored: a new key and the dates of its life."""
+
     created_at: datetime
     active_from: datetime
     retired_at: datetime | None
@@ -25,15 +31,6 @@ class StoredKey:
     @classmethod
     def from_row(cls, row: Record) -> StoredKey:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
-
-
-@dataclass(frozen=True)
-class NewKey:
-    kid: str
-    alg: str
-    public_jwk: str  # JSON
-    private_jwk: bytes = field(repr=False)  # encrypted
-    key_id: str
 
 
 class SigningKeyQueries(QueryGroup):
@@ -52,13 +49,12 @@ class SigningKeyQueries(QueryGroup):
         """Retire the signing keys when ``keys`` start signing, ``starts_in`` seconds from now;
         the retired stay published ``outlives_by`` seconds more."""
         await self._db.execute(self._q["retire_signing_keys"], starts_in, outlives_by)
-        for key in keys:
-            await self._db.execute(
-                self._q["insert_signing_key"],
-                key.kid,
-                key.alg,
-                key.public_jwk,
-                key.private_jwk,
-                key.key_id,
-                starts_in,
-            )
+        await self._db.execute(
+            self._q["insert_signing_keys"],
+            [key.kid for key in keys],
+            [key.alg for key in keys],
+            [key.public_jwk for key in keys],
+            [key.private_jwk for key in keys],
+            [key.key_id for key in keys],
+            starts_in,
+        )

@@ -19,10 +19,10 @@ from starlette.routing import Route
 
 from authserver import scopes as scope_names
 from authserver.db.store import Store
-from authserver.errors import ErrorPage, NotFound, Overloaded
+from authserver.errors import ErrorPage, Overloaded
 from authserver.http.browser import Browser
 from authserver.http.session import REQUEST_TTL, Session
-from authserver.models import Client, User
+from authserver.models import User
 from authserver.oauth.authorization import (
     Authorization,
     AuthorizationRequest,
@@ -215,7 +215,7 @@ class AuthorizePages:
             "login.html",
             status,
             client=checked.client,
-            owner=await self._owner_name(checked.client),
+            owner=await self._browser.owner_name(checked.client),
             action=request.url.path,
             csrf_token=self._signer.csrf_token(session),
             signed_request=self._signer.sign_request(
@@ -228,13 +228,6 @@ class AuthorizePages:
         self._browser.set_cookie(response, session)
         return response
 
-    async def _owner_name(self, client: Client) -> str:
-        try:
-            owner = await self._store.users.get(client.owner_id)
-        except NotFound:
-            return ""
-        return owner.display_name or owner.login
-
     async def _consent_page(
         self, request: Request, session: Session, user: User, checked: Checked
     ) -> Response:
@@ -242,7 +235,7 @@ class AuthorizePages:
         return self._pages.render(
             "consent.html",
             client=checked.client,
-            owner=await self._owner_name(checked.client),
+            owner=await self._browser.owner_name(checked.client),
             destination=destination(checked.redirect_uri),
             scopes=[scope_names.SCOPES[name] for name in checked.scopes],
             user_name=user.display_name or user.login,

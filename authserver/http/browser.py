@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.db.store import Store
-from authserver.errors import InvalidRequest
+from authserver.errors import InvalidRequest, NotFound
 from authserver.http.body import media_type, read_body
 from authserver.http.pages import Pages
 from authserver.http.session import Session, Signer, cookie_name
-from authserver.models import User
+from authserver.models import Client, User
 from authserver.oauth.params import parse_form
 
 MAX_FORM = 16 * 1024  # bytes; also bounds the password argon2 is given
@@ -49,6 +49,14 @@ class Browser:
     async def signed_in(self, session: Session | None) -> tuple[User, datetime] | None:
         """Who this browser session is signed in as, and since when (OpenID's auth_time)."""
         return None if session is None else await self._store.sessions.user(session.digest)
+
+    async def owner_name(self, client: Client) -> str:
+        """Who publishes ``client``, as the pages that show an application name them."""
+        try:
+            owner = await self._store.users.get(client.owner_id)
+        except NotFound:
+            return ""
+        return owner.display_name or owner.login
 
     async def sign_in(self, session: Session, user: User) -> Session:
         """A new session id at sign-in: a session fixed before login is worth nothing after."""

@@ -21,10 +21,10 @@ from starlette.routing import Route
 
 from authserver import scopes as scope_names
 from authserver.db.store import Store
-from authserver.errors import NotFound, Overloaded
+from authserver.errors import Overloaded
 from authserver.http.browser import Browser
 from authserver.http.session import REQUEST_TTL, Session
-from authserver.models import Client, User
+from authserver.models import User
 from authserver.oauth.device import VERIFICATION_PATH
 from authserver.oauth.params import parse_query
 from authserver.oauth.verification import Found, Lookup, Verification
@@ -197,7 +197,7 @@ class DevicePages:
             "login.html",
             status,
             client=found.client,
-            owner=await self._owner_name(found.client),
+            owner=await self._browser.owner_name(found.client),
             action=VERIFICATION_PATH,
             csrf_token=self._signer.csrf_token(session),
             signed_request=self._signer.sign_request(_code_query(found.user_code), session, None),
@@ -210,7 +210,7 @@ class DevicePages:
         return self._pages.render(
             "device_consent.html",
             client=found.client,
-            owner=await self._owner_name(found.client),
+            owner=await self._browser.owner_name(found.client),
             user_code=found.user_code,
             scopes=[scope_names.SCOPES[name] for name in found.scopes],
             user_name=user.display_name or user.login,
@@ -220,13 +220,6 @@ class DevicePages:
                 _code_query(found.user_code), session, user.user_id, nonce
             ),
         )
-
-    async def _owner_name(self, client: Client) -> str:
-        try:
-            owner = await self._store.users.get(client.owner_id)
-        except NotFound:
-            return ""
-        return owner.display_name or owner.login
 
     def routes(self) -> list[Route]:
         return [

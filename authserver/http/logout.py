@@ -42,6 +42,7 @@ class LogoutPages:
             action=request.url.path,
             csrf_token=browser.signer.csrf_token(session),
             client=asked.client,
+            owner="" if asked.client is None else await browser.owner_name(asked.client),
             redirect_uri=asked.redirect_uri or "",
             state=asked.state or "",
         )

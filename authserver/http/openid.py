@@ -3,8 +3,8 @@
 - ``/.well-known/oauth-authorization-server`` (RFC 8414 §3) and
   ``/.well-known/openid-configuration`` (OpenID Connect Discovery 1.0 §4): one metadata
   document under both names;
-- ``/.well-known/jwks.json``: the public signing keys, cached by relying parties for less time
-  than a new key waits before it signs, so none meets a ``kid`` it has not fetched;
+- ``/.well-known/jwks.json``: the public signing keys, cacheable for short enough that no
+  relying party meets a ``kid`` it cannot fetch (authserver.oidc.keys.jwks_max_age);
 - ``/oauth2/userinfo`` (Core §5.3): GET or POST, the access token as RFC 6750 §2.1 (header) or
   §2.2 (form body) says; never in the query, where it would reach logs (§2.3, RFC 9700 §4.3.2).
 """
@@ -23,7 +23,7 @@ from authserver.http.body import media_type, read_body
 from authserver.http.errors import response
 from authserver.oauth.params import parse_form
 from authserver.oauth.userinfo import UserInfo
-from authserver.oidc.keys import SigningKeys
+from authserver.oidc.keys import SigningKeys, jwks_max_age
 
 MAX_BODY = 16 * 1024  # bytes; a form with one token
 FORM = "application/x-www-form-urlencoded"
@@ -46,7 +46,7 @@ class OpenIDRoutes:
         # use the device grant right now (RFC 8414: advertise only what is enforced).
         self._metadata = {enabled: metadata(enabled) for enabled in (False, True)}
         self._device_grant_enabled = device_grant_enabled
-        self._jwks_cache = f"public, max-age={max(0, key_propagation // 2)}"
+        self._jwks_cache = f"public, max-age={jwks_max_age(key_propagation)}"
 
     async def configuration(self, request: Request) -> Response:
         document = self._metadata[await self._device_grant_enabled()]

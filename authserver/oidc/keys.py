@@ -4,9 +4,14 @@
 - The private part is stored encrypted with AES-256-GCM under a key derived from the server
   keys (``KeyVault``): a copy of the database, a backup, signs nothing.
 - A rotation makes a new key per algorithm that signs ``propagation`` seconds later, so every
-  replica (they reload every ``RELOAD`` seconds) publishes it before any token it signs
-  reaches a relying party; the keys it replaces stop signing then and stay published until
-  every ID token they signed has expired.
+  replica (they reload every ``RELOAD`` seconds) publishes it, and every relying party has
+  fetched it, before any token it signs reaches a relying party; the keys it replaces stop
+  signing then and stay published until every ID token they signed has expired.
+- Relying parties do not all follow Cache-Control: openid-client (oauth4webapi) keeps its copy
+  of the JWKS for minutes and fetches it again for an unknown ``kid`` only once that copy is
+  ``RP_REFETCH_PAUSE`` old; before then it refuses the token. So a copy taken just before the
+  slowest replica reloaded, and kept by any cache for the JWKS's max-age, must be that old when
+  the new key signs (``jwks_max_age``).
 """
 
 from __future__ import annotations
@@ -36,7 +41,15 @@ log = logging.getLogger("authserver.oidc")
 
 ALGORITHMS = ("RS256", "ES256")  # what ID tokens may be signed with, and hints verified with
 RELOAD = 10.0  # seconds between a replica's looks at the keys
+RP_REFETCH_PAUSE = 60  # seconds openid-client trusts a JWKS copy that lacks the token's kid
 Key = RSAKey | ECKey
+
+
+def jwks_max_age(propagation: int) -> int:
+    """Seconds anyone may cache the JWKS, so that a copy without a new key is at least
+    ``RP_REFETCH_PAUSE`` old when that key starts signing ``propagation`` seconds after its
+    rotation (0 when the propagation is too short for any caching to be safe)."""
+    return max(0, min(propagation // 2, propagation - int(RELOAD) - RP_REFETCH_PAUSE))
 
 
 class KeyUnavailable(AuthServerError):
@@ -172,12 +185,22 @@ class KeyLifecycle:
         self.keys = keys
         self._propagation = propagation
         self._lifetime = token_lifetime
+        # A key's material never changes under its kid, and importing a private RSA key costs
+        # milliseconds (cryptography checks it): each is imported once, not at every reload.
+        self._imported: dict[str, Key] = {}
 
     async def load(self) -> None:
         stored, db_now = await self._store.signing_keys.published()
-        self.keys.use([self._opened(row) for row in stored], db_now)
+        opened = [self._opened(row) for row in stored]
+        self._imported = {key.kid: key.key for key in opened}
+        self.keys.use(opened, db_now)
 
     def _opened(self, row: StoredKey) -> SigningKey:
+        imported = self._imported.get(row.kid)
+        if imported is not None and imported.is_private:
+            return SigningKey(
+                row.kid, row.alg, imported, row.active_from, row.retired_at, row.expires_at
+            )
         private = self._vault.open(row.private_jwk, row.key_id, row.kid)
         if private is None:
             # Its server key was removed: publish it still (tokens it signed verify), sign not.

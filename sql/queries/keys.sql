@@ -10,10 +10,13 @@ ORDER BY active_from DESC, created_at DESC;
 -- Rotations take turns, whichever replica or command runs them.
 SELECT pg_advisory_xact_lock(7074826053124153858);
 
--- name: insert_signing_key
--- A new key: it signs from $6 seconds from now.
+-- name: insert_signing_keys
+-- New keys, one per element of the arrays $1 to $5: they sign from $6 seconds from now.
 INSERT INTO signing_keys (kid, alg, public_jwk, private_jwk, key_id, active_from)
-VALUES ($1, $2, $3::jsonb, $4, $5, now() + make_interval(secs => $6::double precision));
+SELECT kid, alg, public_jwk::jsonb, private_jwk, key_id,
+       now() + make_interval(secs => $6::double precision)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[])
+     AS new (kid, alg, public_jwk, private_jwk, key_id);
 
 -- name: retire_signing_keys
 -- The keys that sign now stop when the new ones start ($1 seconds from now) and stay published
