@@ -51,6 +51,7 @@ _EDITABLE = {
     # RFC 8693 / RFC 8707: web apps only (a database check says so too).
     "token_exchange": Field(bool),
     "resource_server": Field(bool),
+    "device_grant": Field(bool),  # RFC 8628: off unless the app asks for it
 }
 CREATE_FIELDS = {
     **_EDITABLE,
@@ -120,6 +121,7 @@ class Clients:
             ),
             token_exchange=_web_only(client_type, "token_exchange", data.get("token_exchange")),
             resource_server=_web_only(client_type, "resource_server", data.get("resource_server")),
+            device_grant=data.get("device_grant", False),
         )
         secret = None if client_type == "desktop" else generate_client_secret()
         for attempt in range(_ID_ATTEMPTS):
@@ -191,6 +193,7 @@ class Clients:
                 # bring old tokens back (checklist S-72).
                 revoked = await tx.tokens.revoke_of_client(client_id)
                 await tx.codes.delete_unredeemed(client_id=client_id)
+                await tx.device_codes.delete_unredeemed(client_id=client_id)
                 await tx.audit.record(
                     "client.disabled", client_id=client_id, detail={"tokens_revoked": revoked}
                 )
@@ -273,6 +276,7 @@ def _fields_of(client: Client) -> ClientFields:
         post_logout_redirect_uris=client.post_logout_redirect_uris,
         token_exchange=client.token_exchange,
         resource_server=client.resource_server,
+        device_grant=client.device_grant,
     )
 
 

@@ -55,6 +55,8 @@ class Settings:
     secret_keys: tuple[str, ...] = field(repr=False)  # newest first: the first one signs
     admin_tokens: tuple[str, ...] = field(repr=False)
     code_ttl: int = 60  # seconds
+    device_code_ttl: int = 600  # seconds a device code waits for the user (RFC 8628 expires_in)
+    device_poll_interval: int = 5  # seconds a device waits between polls (RFC 8628 interval)
     access_token_ttl: int = 3600
     refresh_token_ttl: int = 30 * 24 * 3600
     secret_overlap: int = 24 * 3600  # how long a rotated-out client secret keeps working
@@ -118,6 +120,8 @@ class Settings:
             secret_keys=env.require("SECRET_KEYS", _parse_key_list),
             admin_tokens=env.require("ADMIN_TOKENS", _parse_key_list),
             code_ttl=env.get("CODE_TTL", _duration(1, 600), 60),
+            device_code_ttl=env.get("DEVICE_CODE_TTL", _duration(60, 1800), 600),
+            device_poll_interval=env.get("DEVICE_POLL_INTERVAL", _duration(1, 60), 5),
             access_token_ttl=env.get("ACCESS_TOKEN_TTL", _duration(1, 86400), 3600),
             refresh_token_ttl=env.get("REFRESH_TOKEN_TTL", _duration(60, 366 * 86400), 30 * 86400),
             secret_overlap=env.get("SECRET_OVERLAP", _duration(0, 90 * 86400), 86400),

@@ -40,6 +40,7 @@ def _purges(settings: Settings) -> list[tuple[str, str, tuple[object, ...]]]:
     return [
         ("tokens", "purge_tokens", ()),
         ("authorization_codes", "purge_codes", ()),
+        ("device_codes", "purge_device_codes", ()),
         ("client_secrets", "purge_client_secrets", ()),
         ("browser_sessions", "purge_sessions", ()),
         ("login_failures", "purge_login_failures", ()),

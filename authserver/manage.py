@@ -59,6 +59,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     create.add_argument("--password-grant", action="store_true")
     create.add_argument("--introspection", action="store_true")
     create.add_argument(
+        "--device-grant",
+        action="store_true",
+        help="let this application use the device authorization grant (RFC 8628)",
+    )
+    create.add_argument(
         "--token-exchange",
         action="store_true",
         help="let this web application exchange access tokens it holds (RFC 8693)",
@@ -151,6 +156,7 @@ async def _clients_create(services: Services, args: argparse.Namespace) -> Any:
         "introspection": args.introspection,
         "token_exchange": args.token_exchange,
         "resource_server": args.resource_server,
+        "device_grant": args.device_grant,
     }
     if args.redirect_uri:
         payload["redirect_uris"] = args.redirect_uri

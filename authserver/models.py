@@ -76,6 +76,7 @@ class Client:
     post_logout_redirect_uris: tuple[str, ...] = ()  # RP-Initiated Logout §3.1, exact match
     token_exchange: bool = False  # may exchange tokens it holds (RFC 8693)
     resource_server: bool = False  # an exchanged token may be addressed to it (RFC 8707)
+    device_grant: bool = False  # RFC 8628: the owner enabled the device authorization grant
 
     @property
     def is_public(self) -> bool:
@@ -102,6 +103,7 @@ class Client:
             post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
             token_exchange=row["token_exchange"],
             resource_server=row["resource_server"],
+            device_grant=row["device_grant"],
         )
 
 
@@ -152,6 +154,43 @@ class CodeRow:
     @classmethod
     def from_row(cls, row: Record) -> CodeRow:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+DeviceStatus = Literal["pending", "approved", "denied"]
+
+
+@dataclass(frozen=True)
+class DeviceCodeRow:
+    """A device code as a poll of the token endpoint left it (RFC 8628 §3.4, §3.5)."""
+
+    digest: bytes
+    client_id: str
+    scope: str
+    status: DeviceStatus
+    user_id: str | None
+    grant_id: int | None
+    auth_time: datetime | None
+    consumed: bool
+    live: bool  # within its lifetime, by the database clock
+    too_fast: bool  # this poll came sooner than the interval allows (slow_down)
+    poll_interval: int  # seconds, as it stands after this poll
+
+    @classmethod
+    def from_row(cls, row: Record) -> DeviceCodeRow:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class PendingDevice:
+    """A device waiting for a user's decision, as the verification page finds it."""
+
+    digest: bytes
+    client_id: str
+    scope: str
+
+    @classmethod
+    def from_row(cls, row: Record) -> PendingDevice:
+        return cls(row["digest"], row["client_id"], row["scope"])
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ def client_json(client: Client) -> dict[str, Any]:
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "token_exchange": client.token_exchange,
         "resource_server": client.resource_server,
+        "device_grant": client.device_grant,
         "token_endpoint_auth_method": "none" if client.is_public else "client_secret_basic",
         "created_at": _time(client.created_at),
         "updated_at": _time(client.updated_at),

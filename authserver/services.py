@@ -35,6 +35,7 @@ from authserver.http.admin import AdminApi
 from authserver.http.admin_auth import AdminTokens
 from authserver.http.authorize import AuthorizePages
 from authserver.http.browser import Browser
+from authserver.http.device import DevicePages
 from authserver.http.health import Health
 from authserver.http.logout import LogoutPages
 from authserver.http.observe import Observer
@@ -43,7 +44,7 @@ from authserver.http.pages import Pages
 from authserver.http.session import Signer
 from authserver.metrics import Metrics
 from authserver.models import TokenRow
-from authserver.oauth.apply import Applier, ClientPause, Lifetimes
+from authserver.oauth.apply import Applier, ClientPause, DeviceTiming, Lifetimes
 from authserver.oauth.authorization import Authorization
 from authserver.oauth.bridge import Bridge
 from authserver.oauth.decide import Decider
@@ -52,9 +53,10 @@ from authserver.oauth.guesses import Guesses, GuessLimits
 from authserver.oauth.introspection import Introspector
 from authserver.oauth.legacy import LegacyTokens
 from authserver.oauth.load import Loader
-from authserver.oauth.metadata import metadata
+from authserver.oauth.metadata import DeviceGrantAdvert, metadata
 from authserver.oauth.openid import IdTokenSigner
 from authserver.oauth.userinfo import UserInfo
+from authserver.oauth.verification import LookupLimits, Verification
 from authserver.oidc.keys import KeyLifecycle, KeyVault, SigningKeys
 from authserver.oidc.logout import Logouts
 from authserver.periodic import every
@@ -62,6 +64,7 @@ from authserver.security.client_secrets import SecretHasher
 from authserver.security.keys import Keyring
 from authserver.security.passwords import Passwords
 from authserver.security.tokens import TokenCodec
+from authserver.security.user_codes import UserCodeHasher
 from authserver.signin import SignInLimits, SignInPolicy
 from authserver.users import Users
 
@@ -86,6 +89,7 @@ class Services:
     bridge: Bridge
     introspector: Introspector
     authorize: AuthorizePages
+    device: DevicePages
     logout: LogoutPages
     openid: OpenIDRoutes
     health: Health
@@ -192,7 +196,10 @@ def _build(
         access_token_ttl=settings.access_token_ttl,
         codec=codec,
         id_tokens=IdTokenSigner(signing_keys.keys, settings.id_token_ttl),
+        device_code_ttl=settings.device_code_ttl,
+        device_poll_interval=settings.device_poll_interval,
     )
+    user_codes = UserCodeHasher(keyring)
     bridge = Bridge(
         Loader(
             store=store,
@@ -210,6 +217,8 @@ def _build(
             issues,
             Lifetimes(settings.access_token_ttl, settings.refresh_token_ttl),
             ClientPause(settings.client_max_failures, settings.login_lockout),
+            DeviceTiming(settings.device_code_ttl, settings.device_poll_interval),
+            user_codes,
         ),
         Guesses(
             store,
@@ -256,13 +265,26 @@ def _build(
         authorize=AuthorizePages(
             authorization, browser, sign_in, store, code_ttl=settings.code_ttl
         ),
+        device=DevicePages(
+            Verification(
+                store,
+                user_codes,
+                LookupLimits(settings.login_max_failures_per_address, settings.login_lockout),
+            ),
+            browser,
+            sign_in,
+            store,
+        ),
         logout=LogoutPages(
             browser, Logouts(signing_keys.keys, client_cache, issuer=settings.issuer)
         ),
         openid=OpenIDRoutes(
             UserInfo(endpoints.userinfo, store, codec, lookups, issuer=settings.issuer),
             signing_keys.keys,
-            metadata(settings.issuer),
+            lambda device_grant: metadata(settings.issuer, device_grant=device_grant),
+            device_grant_enabled=DeviceGrantAdvert(
+                store.device_codes.grant_enabled, refresh=settings.client_cache_ttl
+            ).enabled,
             key_propagation=settings.key_propagation,
         ),
         health=Health(store.ping),
@@ -275,6 +297,7 @@ def public_app(services: Services) -> ASGIApp:
         observer=Observer(services.metrics, "public"),
         health=services.health,
         authorize=services.authorize,
+        device=services.device,
         logout=services.logout,
         openid=services.openid,
         deadline=services.settings.request_timeout,

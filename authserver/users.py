@@ -51,9 +51,11 @@ UPSERT_FIELDS = {
 
 
 async def _revoke_everything_of(tx: Store, user_id: str) -> None:
-    """What a password change or reset ends: tokens, unredeemed codes, browser sessions."""
+    """What a password change or reset ends: tokens, unredeemed codes and device codes, browser
+    sessions."""
     tokens = await tx.tokens.revoke_of_user(user_id)
     await tx.codes.delete_unredeemed(user_id=user_id)
+    await tx.device_codes.delete_unredeemed(user_id=user_id)
     sessions = await tx.sessions.delete_of_user(user_id)
     await tx.audit.record(
         "user.password_changed",

@@ -247,6 +247,7 @@ CREATE TABLE public.clients (
     require_pkce boolean DEFAULT true NOT NULL,
     id_token_signed_response_alg text DEFAULT 'RS256'::text NOT NULL,
     post_logout_redirect_uris text[] DEFAULT '{}'::text[] NOT NULL,
+    device_grant boolean DEFAULT false NOT NULL,
     token_exchange boolean DEFAULT false NOT NULL,
     resource_server boolean DEFAULT false NOT NULL,
     CONSTRAINT clients_check CHECK (((client_type <> 'web'::text) OR (cardinality(redirect_uris) >= 1))),
@@ -283,6 +284,7 @@ CREATE VIEW public.client_auth AS
     require_pkce,
     id_token_signed_response_alg,
     post_logout_redirect_uris,
+    device_grant,
     token_exchange,
     resource_server,
     ARRAY( SELECT s.key_id
@@ -328,6 +330,35 @@ CREATE TABLE public.consent_nonces (
     nonce text NOT NULL,
     expires_at timestamp with time zone NOT NULL,
     CONSTRAINT consent_nonces_nonce_check CHECK (((length(nonce) >= 16) AND (length(nonce) <= 64)))
+);
+
+--
+-- Name: device_codes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.device_codes (
+    digest bytea NOT NULL,
+    user_code_digest bytea NOT NULL,
+    client_id text NOT NULL,
+    scope text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    poll_interval integer NOT NULL,
+    last_polled_at timestamp with time zone,
+    status text DEFAULT 'pending'::text NOT NULL,
+    user_id text,
+    grant_id bigint,
+    auth_time timestamp with time zone,
+    decided_at timestamp with time zone,
+    consumed_at timestamp with time zone,
+    CONSTRAINT device_codes_check CHECK (((status = 'pending'::text) = (decided_at IS NULL))),
+    CONSTRAINT device_codes_check1 CHECK (((status = 'approved'::text) = (grant_id IS NOT NULL))),
+    CONSTRAINT device_codes_check2 CHECK (((status <> 'approved'::text) OR (user_id IS NOT NULL))),
+    CONSTRAINT device_codes_check3 CHECK (((consumed_at IS NULL) OR (status = 'approved'::text))),
+    CONSTRAINT device_codes_digest_check CHECK ((length(digest) = 32)),
+    CONSTRAINT device_codes_poll_interval_check CHECK (((poll_interval >= 1) AND (poll_interval <= 3600))),
+    CONSTRAINT device_codes_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'approved'::text, 'denied'::text]))),
+    CONSTRAINT device_codes_user_code_digest_check CHECK ((length(user_code_digest) = 32))
 );
 
 --
@@ -552,6 +583,20 @@ ALTER TABLE ONLY public.consent_nonces
     ADD CONSTRAINT consent_nonces_pkey PRIMARY KEY (nonce);
 
 --
+-- Name: device_codes device_codes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.device_codes
+    ADD CONSTRAINT device_codes_pkey PRIMARY KEY (digest);
+
+--
+-- Name: device_codes device_codes_user_code_digest_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.device_codes
+    ADD CONSTRAINT device_codes_user_code_digest_key UNIQUE (user_code_digest);
+
+--
 -- Name: grants grants_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -686,6 +731,12 @@ CREATE INDEX client_secrets_client_idx ON public.client_secrets USING btree (cli
 CREATE INDEX client_secrets_expires_idx ON public.client_secrets USING btree (expires_at);
 
 --
+-- Name: clients_device_grant_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX clients_device_grant_idx ON public.clients USING btree (client_id) WHERE device_grant;
+
+--
 -- Name: clients_owner_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -696,6 +747,30 @@ CREATE INDEX clients_owner_idx ON public.clients USING btree (owner_id);
 --
 
 CREATE INDEX consent_nonces_expires_idx ON public.consent_nonces USING btree (expires_at);
+
+--
+-- Name: device_codes_client_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX device_codes_client_idx ON public.device_codes USING btree (client_id);
+
+--
+-- Name: device_codes_expires_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX device_codes_expires_idx ON public.device_codes USING btree (expires_at);
+
+--
+-- Name: device_codes_grant_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX device_codes_grant_idx ON public.device_codes USING btree (grant_id);
+
+--
+-- Name: device_codes_user_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX device_codes_user_idx ON public.device_codes USING btree (user_id);
 
 --
 -- Name: grants_client_idx; Type: INDEX; Schema: public; Owner: -
@@ -883,6 +958,27 @@ ALTER TABLE ONLY public.client_secrets
 
 ALTER TABLE ONLY public.clients
     ADD CONSTRAINT clients_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES public.users(user_id) ON DELETE CASCADE;
+
+--
+-- Name: device_codes device_codes_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.device_codes
+    ADD CONSTRAINT device_codes_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.clients(client_id) ON DELETE CASCADE;
+
+--
+-- Name: device_codes device_codes_grant_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.device_codes
+    ADD CONSTRAINT device_codes_grant_id_fkey FOREIGN KEY (grant_id) REFERENCES public.grants(grant_id) ON DELETE CASCADE;
+
+--
+-- Name: device_codes device_codes_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.device_codes
+    ADD CONSTRAINT device_codes_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(user_id) ON DELETE CASCADE;
 
 --
 -- Name: grants grants_client_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -

@@ -21,7 +21,7 @@ from authserver.oauth.bridge import TokenRequest
 from authserver.oauth.decide import FORM, Decider
 from authserver.oauth.endpoints import OAuthEndpoints, assert_synchronous, build_endpoints
 from authserver.oauth.flow import Flow, active
-from authserver.oauth.intents import IssueCode, IssueExchanged, IssueTokens
+from authserver.oauth.intents import IssueCode, IssueDeviceCode, IssueExchanged, IssueTokens
 from authserver.oauth.params import ClientCredentials, encode_form
 from authserver.oauth.responses import oauth_response
 from authserver.oauth.validator import Validator
@@ -105,13 +105,19 @@ def exchange_flow() -> tuple[Flow, dict[str, str]]:
     }
 
 
+def device_flow() -> tuple[Flow, dict[str, str]]:
+    flow = Flow("device", ClientCredentials("client-1", "secret", "basic"))
+    flow.client, flow.client_authenticated = replace(web_client(), device_grant=True), True
+    return flow, {"scope": "read"}
+
+
 @pytest.mark.parametrize(
     "make",
-    [client_credentials_flow, refresh_flow, exchange_flow],
-    ids=["cc", "refresh", "exchange"],
+    [client_credentials_flow, refresh_flow, exchange_flow, device_flow],
+    ids=["cc", "refresh", "exchange", "device"],
 )
 def test_decide_does_no_io(make: Any) -> None:
-    """The decide phase issues tokens without opening a file, a socket or a process."""
+    """The decide phase issues tokens and codes without opening a file, a socket or a process."""
     decide = decider().decide
     decide(*make())  # warm-up: lazy imports inside oauthlib read files once
     flow, params = make()
@@ -119,7 +125,10 @@ def test_decide_does_no_io(make: Any) -> None:
         answer = decide(flow, params)
     assert answer.status == 200, answer.body
     assert seen == []
-    assert any(isinstance(intent, (IssueTokens, IssueExchanged)) for intent in flow.intents)
+    assert any(
+        isinstance(intent, (IssueTokens, IssueExchanged, IssueDeviceCode))
+        for intent in flow.intents
+    )
 
 
 def test_io_recorder_sees_io() -> None:
@@ -212,8 +221,11 @@ def test_introspection_shortcut_is_taken() -> None:
         create_token_response=untouchable,
         create_revocation_response=untouchable,
         create_introspect_response=untouchable,
+        create_device_authorization_response=untouchable,
     )
-    oauthlib = SimpleNamespace(token=endpoint, revocation=endpoint, introspection=endpoint)
+    oauthlib = SimpleNamespace(
+        token=endpoint, revocation=endpoint, introspection=endpoint, device=endpoint
+    )
     answer = Decider(cast(OAuthEndpoints, oauthlib), ISSUER).decide(flow, params)
     assert answer.status == 200
     assert json.loads(answer.body)["active"] is True

@@ -206,9 +206,10 @@ def test_clients_create_prints_id_and_secret(web_app: dict[str, Any]) -> None:
 
 
 def test_clients_create_defaults_flags_off(web_app: dict[str, Any]) -> None:
-    """Without flags the password grant and introspection are off."""
+    """Without flags the password grant, introspection and the device grant are off."""
     assert web_app["password_grant"] is False
     assert web_app["introspection"] is False
+    assert web_app["device_grant"] is False
 
 
 def test_clients_create_sets_flags(cli: Cli, owner: str) -> None:
@@ -230,6 +231,12 @@ def test_clients_create_desktop_token_exchange_fails(cli: Cli, owner: str) -> No
     outcome = register(cli, owner, "--type", "desktop", "--token-exchange", redirect=None)
     assert_one_line_error(outcome)
     assert "token_exchange" in outcome.stderr
+
+
+def test_clients_create_with_device_grant(cli: Cli, owner: str) -> None:
+    """``--device-grant`` lets the application use RFC 8628's grant."""
+    created = register(cli, owner, "--type", "desktop", "--device-grant", redirect=None).json()
+    assert created["device_grant"] is True
 
 
 def test_clients_create_requires_pkce_by_default(web_app: dict[str, Any]) -> None:

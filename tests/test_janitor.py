@@ -439,6 +439,7 @@ async def test_cli_prints_json_report(
     assert set(report["deleted"]) == {
         "tokens",
         "authorization_codes",
+        "device_codes",
         "client_secrets",
         "browser_sessions",
         "login_failures",

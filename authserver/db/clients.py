@@ -33,6 +33,7 @@ class ClientQueries(QueryGroup):
                 list(fields.post_logout_redirect_uris),
                 fields.token_exchange,
                 fields.resource_server,
+                fields.device_grant,
             )
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"no user with id {owner_id!r} to own the application") from None
@@ -71,6 +72,7 @@ class ClientQueries(QueryGroup):
             list(fields.post_logout_redirect_uris),
             fields.token_exchange,
             fields.resource_server,
+            fields.device_grant,
         )
         if row is None:
             raise NotFound(f"no application with client id {client_id!r}")

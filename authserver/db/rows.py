@@ -107,6 +107,7 @@ class ClientFields:
     post_logout_redirect_uris: tuple[str, ...] = ()
     token_exchange: bool = False
     resource_server: bool = False
+    device_grant: bool = False
 
 
 class ImportedUser(NamedTuple):

@@ -15,6 +15,7 @@ import asyncpg
 
 from authserver.db.audit import AuditQueries
 from authserver.db.clients import ClientQueries
+from authserver.db.device_codes import DeviceCodeQueries
 from authserver.db.executor import AuditObserver, Connection, Executor, QueryGroup
 from authserver.db.keys import SigningKeyQueries
 from authserver.db.maintenance import MaintenanceQueries
@@ -55,6 +56,7 @@ class Store:
     clients = _Group(ClientQueries)
     tokens = _Group(TokenQueries)
     codes = _Group(CodeQueries)
+    device_codes = _Group(DeviceCodeQueries)
     sessions = _Group(SessionQueries)
     throttles = _Group(ThrottleQueries)
     audit = _Group(AuditQueries)

@@ -1,4 +1,5 @@
-"""Failure counters shared by every replica: sign-in attempts and client authentications."""
+"""Failure counters shared by every replica: sign-in attempts, user-code lookups and client
+authentications."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ class ThrottleQueries(QueryGroup):
     async def release(self, account: str, address: str, *, address_limit: int) -> None:
         """The attempt succeeded: clear the account's count, give the address its attempt back."""
         await self._db.execute(self._q["release_attempt"], account, address, address_limit)
+
+    async def give_back(self, key: str, *, limit: int) -> None:
+        """The attempt counted against ``key`` succeeded: it no longer counts."""
+        await self._db.execute(self._q["give_back_attempt"], key, limit)
 
     async def record_client_failures(
         self, counted: Sequence[ClientFailures], *, window: int

@@ -23,6 +23,7 @@ from authserver.http.admin import AdminApi
 from authserver.http.admin_auth import AdminAuthMiddleware, AdminTokens
 from authserver.http.authorize import AuthorizePages
 from authserver.http.deadlines import Deadline, Deadlines
+from authserver.http.device import DevicePages
 from authserver.http.errors import EXCEPTION_HANDLERS
 from authserver.http.health import Health
 from authserver.http.logout import LogoutPages
@@ -44,6 +45,7 @@ def public_app(
     observer: Observer,
     health: Health,
     authorize: AuthorizePages,
+    device: DevicePages,
     logout: LogoutPages,
     openid: OpenIDRoutes,
     deadline: float,
@@ -52,6 +54,7 @@ def public_app(
         *health.routes(),
         *openid.routes(),
         *authorize.routes(),
+        *device.routes(),
         *logout.routes(),
     ]
     pages = Deadline(Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS), deadline)

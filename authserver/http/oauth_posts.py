@@ -1,4 +1,4 @@
-"""The token, revocation and introspection endpoints, served as raw ASGI.
+"""The token, revocation, introspection and device authorization endpoints, served as raw ASGI.
 
 They are the hot paths: every Phraseanet API request is introspected, and service clients
 fetch tokens constantly. So they skip Starlette's router, middleware, request and response
@@ -54,6 +54,7 @@ ROUTES = {
         Route("/api/oauthv2/token", "token"),  # Phraseanet's path for old clients
         Route("/oauth2/revoke", "revoke"),
         Route("/oauth2/introspect", "introspect"),
+        Route("/oauth2/device_authorization", "device"),  # RFC 8628 §3.1
     )
 }
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -34,19 +35,22 @@ class OpenIDRoutes:
         self,
         userinfo: UserInfo,
         keys: SigningKeys,
-        metadata: dict[str, Any],
+        metadata: Callable[[bool], dict[str, Any]],
         *,
+        device_grant_enabled: Callable[[], Awaitable[bool]],
         key_propagation: int,
     ) -> None:
         self._userinfo = userinfo
         self._keys = keys
-        self._metadata = metadata
+        # Both versions made once; which one is served depends on whether any application may
+        # use the device grant right now (RFC 8414: advertise only what is enforced).
+        self._metadata = {enabled: metadata(enabled) for enabled in (False, True)}
+        self._device_grant_enabled = device_grant_enabled
         self._jwks_cache = f"public, max-age={jwks_max_age(key_propagation)}"
 
     async def configuration(self, request: Request) -> Response:
-        return JSONResponse(
-            self._metadata, headers={"Cache-Control": "public, max-age=3600", **_PUBLIC}
-        )
+        document = self._metadata[await self._device_grant_enabled()]
+        return JSONResponse(document, headers={"Cache-Control": "public, max-age=3600", **_PUBLIC})
 
     async def jwks(self, request: Request) -> Response:
         return JSONResponse(

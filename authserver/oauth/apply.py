@@ -1,8 +1,9 @@
 """The store phase: apply what the decide phase recorded, in one transaction.
 
-Single-use things (codes, refresh tokens) are claimed first, by conditional writes; if a claim
-is lost to a concurrent request, nothing else of this request is written, what was issued from
-the claimed thing is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2), and the answer becomes
+Single-use things (codes, refresh tokens, device codes) are claimed first, by conditional
+writes; if a claim is lost to a concurrent request, nothing else of this request is written,
+what was issued from the claimed thing is revoked (RFC 6749 §4.1.2, RFC 9700 §4.14.2; not for a
+device code, which only its device holds and may poll twice at once), and the answer becomes
 ``invalid_grant``. Nothing is sent to the client before this succeeded.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from authserver.db.device_codes import NewDeviceCode
 from authserver.db.rows import ExchangedToken, Issue, IssuedToken
 from authserver.db.store import Store
 from authserver.db.throttles import ClientFailures
@@ -24,6 +26,7 @@ from authserver.oauth.intents import (
     ClaimCode,
     CountAuthFailure,
     Intent,
+    IssueDeviceCode,
     IssueExchanged,
     IssueTokens,
     RevokeCodeFamilies,
@@ -31,6 +34,7 @@ from authserver.oauth.intents import (
     RevokeToken,
 )
 from authserver.security.tokens import token_digest
+from authserver.security.user_codes import UserCodeHasher
 
 # Sends an issue with others made in the same turn of the event loop (authserver.db.batches).
 IssueBatch = Callable[[Issue], Awaitable[None]]
@@ -46,13 +50,19 @@ class Lifetimes:
 
 
 @dataclass(frozen=True)
+class DeviceTiming:
+    expires_in: int  # seconds a device code waits for the user
+    interval: int  # seconds between polls, at least
+
+
+@dataclass(frozen=True)
 class ClientPause:
     max_failures: int  # failed client authentications within the window before a pause
     window: int  # seconds
 
 
 class _ClaimLost(InvalidGrant):
-    def __init__(self, revoke: RevokeCodeFamilies | RevokeFamily, audit: Audit) -> None:
+    def __init__(self, revoke: RevokeCodeFamilies | RevokeFamily | None, audit: Audit) -> None:
         super().__init__(audit.kind)
         self.revoke = revoke
         self.audit = audit
@@ -64,12 +74,20 @@ class _SubjectGone(InvalidGrant):
 
 class Applier:
     def __init__(
-        self, store: Store, issues: IssueBatch, lifetimes: Lifetimes, pause: ClientPause
+        self,
+        store: Store,
+        issues: IssueBatch,
+        lifetimes: Lifetimes,
+        pause: ClientPause,
+        device: DeviceTiming,
+        user_codes: UserCodeHasher,
     ) -> None:
         self._store = store
         self._issues = issues
         self._lifetimes = lifetimes
         self._pause = pause
+        self._device = device
+        self._user_codes = user_codes
 
     async def apply(self, flow: Flow) -> bool:
         """Apply the flow's intents; False when a single-use claim was lost."""
@@ -101,6 +119,8 @@ class Applier:
         intent = flow.intents[0]
         if not isinstance(intent, IssueTokens) or intent.rotated_from is not None:
             return None
+        if intent.device_digest is not None:
+            return None  # the device code is claimed first
         if intent.user_id is not None and intent.grant_id is None:
             return None  # the password grant's grant may have to be created
         return self._issue_of(flow.client.client_id, intent, intent.grant_id)
@@ -143,6 +163,9 @@ class Applier:
                 # user can see and revoke among their authorized apps.
                 grant_id = await tx.grants.ensure(intent.user_id, client_id, intent.scope.split())
             await tx.tokens.issue([self._issue_of(client_id, intent, grant_id)])
+        elif isinstance(intent, IssueDeviceCode):
+            assert client_id is not None
+            await self._store_device_code(tx, intent, client_id)
         elif isinstance(intent, (RevokeCodeFamilies, RevokeFamily)):
             await _revoke(tx, intent)
         elif isinstance(intent, RevokeToken):
@@ -163,6 +186,22 @@ class Applier:
                 user_id=intent.user_id,
                 detail=intent.detail,
             )
+
+    async def _store_device_code(self, tx: Store, intent: IssueDeviceCode, client_id: str) -> None:
+        device = self._device
+        stored = await tx.device_codes.insert(
+            NewDeviceCode(
+                digest=token_digest(intent.device_code),
+                user_code_digest=self._user_codes.digest(intent.user_code),
+                client_id=client_id,
+                scope=intent.scope,
+                expires_in=device.expires_in,
+                interval=device.interval,
+            )
+        )
+        if not stored:
+            # One pending user code in 2^34 is taken: the bridge answers with fresh codes.
+            raise _ClaimLost(None, Audit("device_code.user_code_taken", client_id))
 
     def _issue_of(self, client_id: str, intent: IssueTokens, grant_id: int | None) -> Issue:
         lifetimes = self._lifetimes
@@ -219,7 +258,10 @@ def _exchanged(flow: Flow, intent: IssueExchanged) -> ExchangedToken:
 
 
 async def _claim(tx: Store, intent: Intent, client_id: str | None) -> None:
-    if isinstance(intent, ClaimCode):
+    if isinstance(intent, IssueTokens) and intent.device_digest is not None:
+        if not await tx.device_codes.claim(intent.device_digest):
+            raise _ClaimLost(None, Audit("device_code.reuse_detected", client_id, intent.user_id))
+    elif isinstance(intent, ClaimCode):
         if not await tx.codes.claim(intent.digest):
             raise _ClaimLost(
                 RevokeCodeFamilies(intent.digest), Audit("code.replay_detected", client_id)
@@ -237,7 +279,8 @@ async def _claim(tx: Store, intent: Intent, client_id: str | None) -> None:
 
 
 async def _after_lost_claim(tx: Store, lost: _ClaimLost) -> None:
-    await _revoke(tx, lost.revoke)
+    if lost.revoke is not None:
+        await _revoke(tx, lost.revoke)
     await tx.audit.record(
         lost.audit.kind,
         client_id=lost.audit.client_id,

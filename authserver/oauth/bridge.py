@@ -1,5 +1,5 @@
-"""The one place where async meets sync: load → decide → store, for the token, revocation and
-introspection endpoints.
+"""The one place where async meets sync: load → decide → store, for the token, revocation,
+introspection and device authorization endpoints.
 
 - *load* (async, authserver.oauth.load): from the parsed request, work out the client, the grant
   and the keys, and fetch those rows; verify a user's password off the event loop.
@@ -31,6 +31,8 @@ _NO_GRANT_TYPE = oauth_error(400, "invalid_request", "the grant_type parameter i
 _CLAIM_LOST = oauth_error(400, "invalid_grant", "the grant has already been used")
 # RFC 8693 §2.2.2: a subject token that is no longer acceptable is invalid_request.
 _SUBJECT_GONE = oauth_error(400, "invalid_request", "subject_token was revoked meanwhile")
+_NO_USER_CODE = oauth_error(503, "temporarily_unavailable", "no free user code; retry")
+_DEVICE_DRAWS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,8 @@ class Bridge:
             self._guesses.note(
                 client_id, kind, guess_address(flow), request.endpoint, flow.guess.reason
             )
+        if request.endpoint == "device":
+            return Handled(await self._device_codes(flow, params, answer), client_id)
         if flow.intents and not await self._applier.apply(flow):
             exchange = params.get("grant_type") == TOKEN_EXCHANGE
             return Handled(_SUBJECT_GONE if exchange else _CLAIM_LOST, client_id)
@@ -110,6 +114,16 @@ class Bridge:
             # through PostgreSQL's notification, milliseconds later (db/token_cache).
             self._on_revoked(flow.token.digest)
         return Handled(answer, client_id)
+
+    async def _device_codes(self, flow: Flow, params: dict[str, str], answer: Answer) -> Answer:
+        """Store the codes of a device authorization answer; a user code that another pending
+        device holds is drawn again (rare: one in 2^34 per pending device)."""
+        for _ in range(_DEVICE_DRAWS):
+            if not flow.intents or await self._applier.apply(flow):
+                return answer
+            flow.intents.clear()
+            answer = self._decider.decide(flow, params)
+        return _NO_USER_CODE
 
 
 def _authenticated(flow: Flow) -> bool:

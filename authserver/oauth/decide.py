@@ -44,6 +44,10 @@ class Decider:
                 endpoints.introspection.create_introspect_response,
                 f"{issuer}/oauth2/introspect",
             ),
+            "device": (
+                endpoints.device.create_device_authorization_response,
+                f"{issuer}/oauth2/device_authorization",
+            ),
         }
 
     def decide(self, flow: Flow, params: dict[str, str]) -> Answer:

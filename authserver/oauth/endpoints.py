@@ -1,7 +1,9 @@
 """oauthlib's endpoints, built once with only the grants this server supports.
 
-Not oauthlib's all-in-one ``Server``: that one also routes the implicit and device-code grants
-and advertises them. Tokens come from our codec (kind prefix + MAC) and carry our lifetimes.
+Not oauthlib's all-in-one ``Server``: that one also routes the implicit grant and advertises
+it. The device-code grant (RFC 8628) is here for the applications that enable it
+(authserver.oauth.device). Tokens come from our codec (kind prefix + MAC) and carry our
+lifetimes.
 The code and refresh grants are oauthlib's OpenID Connect ones around the OAuth grants: they
 add an ID token when (and only when) ``openid`` was granted, and leave every other request
 as the OAuth grant answers it.
@@ -37,6 +39,7 @@ from oauthlib.openid.connect.core.grant_types import (
 )
 from oauthlib.openid.connect.core.grant_types import RefreshTokenGrant as OpenIDRefreshTokenGrant
 
+from authserver.oauth.device import DEVICE_GRANT, DeviceEndpoint
 from authserver.oauth.exchange import TOKEN_EXCHANGE, TokenExchangeGrant
 from authserver.oauth.openid import IdTokenSigner
 from authserver.oauth.validator import Validator
@@ -91,10 +94,17 @@ class OAuthEndpoints:
     revocation: RevocationEndpoint
     introspection: IntrospectEndpoint
     userinfo: UserInfoEndpoint
+    device: DeviceEndpoint
 
 
 def build_endpoints(
-    issuer: str, *, access_token_ttl: int, codec: TokenCodec, id_tokens: IdTokenSigner
+    issuer: str,
+    *,
+    access_token_ttl: int,
+    codec: TokenCodec,
+    id_tokens: IdTokenSigner,
+    device_code_ttl: int = 600,
+    device_poll_interval: int = 5,
 ) -> OAuthEndpoints:
     """oauthlib's endpoints over one validator, with our tokens and lifetimes; built once."""
     validator = Validator(issuer, id_tokens)
@@ -113,6 +123,13 @@ def build_endpoints(
         expires_in=access_token_ttl,
     )
     code_grant = OpenIDCodeGrant(CodeGrant(validator, codec))
+    device = DeviceEndpoint(
+        validator,
+        codec,
+        issuer=issuer,
+        expires_in=device_code_ttl,
+        interval=device_poll_interval,
+    )
     token = TokenEndpoint(
         default_grant_type="authorization_code",
         default_token_type=bearer,
@@ -122,6 +139,7 @@ def build_endpoints(
             "client_credentials": ClientCredentialsGrant(validator),
             "password": ResourceOwnerPasswordCredentialsGrant(validator),
             TOKEN_EXCHANGE: TokenExchangeGrant(validator),
+            DEVICE_GRANT: device.device_code_grant,
         },
     )
     return OAuthEndpoints(
@@ -135,6 +153,7 @@ def build_endpoints(
         revocation=RevocationEndpoint(validator),
         introspection=IntrospectEndpoint(validator),
         userinfo=UserInfoEndpoint(validator),
+        device=device,
     )
 
 

@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from authserver.models import Client, ClientAuth, CodeRow, TokenRow, User
+from authserver.models import Client, ClientAuth, CodeRow, DeviceCodeRow, TokenRow, User
 from authserver.oauth.intents import Intent
 from authserver.oauth.params import ClientCredentials
 
-Endpoint = Literal["token", "revoke", "introspect", "authorize", "userinfo"]
+Endpoint = Literal["token", "revoke", "introspect", "authorize", "userinfo", "device"]
 
 
 @dataclass(frozen=True)
 class Guess:
     """A presented code or token that matched nothing: a failure counted against the client."""
 
-    what: str  # "code", "refresh_token", "token" or "subject_token"
+    what: str  # "code", "refresh_token", "device_code", "token" or "subject_token"
     reason: str  # "forged" (its MAC fails), "unknown" (no row), "foreign" (another client's)
 
 
@@ -40,6 +40,7 @@ class Flow:
     paused_for: float | None = None  # seconds until a pause that refuses this request ends
     guess: Guess | None = None
     code: CodeRow | None = None
+    device: DeviceCodeRow | None = None  # the device code polled with (RFC 8628 §3.4)
     # The refresh token presented, the revoked/introspected one, or an exchange's subject token.
     token: TokenRow | None = None
     audience: Client | None = None  # token exchange: the resource server named as audience

@@ -31,6 +31,7 @@ class IssueTokens:
     # lifetime, counted from the family's first issue (RFC 9700 §4.14.2).
     not_after: datetime | None = None
     auth_time: datetime | None = None  # OpenID Connect: the sign-in the family began with
+    device_digest: bytes | None = None  # the device code being redeemed, if any (RFC 8628)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ class IssueCode:
     code_challenge: str | None
     nonce: str | None = None  # OpenID Connect: echoed in the ID token
     auth_time: datetime | None = None  # when the user signed in
+
+
+@dataclass(frozen=True)
+class IssueDeviceCode:
+    """A device authorization request answered (RFC 8628 §3.2): its codes, to store."""
+
+    device_code: str = field(repr=False)
+    user_code: str = field(repr=False)
+    scope: str
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,7 @@ Intent = (
     IssueTokens
     | IssueExchanged
     | IssueCode
+    | IssueDeviceCode
     | ClaimCode
     | RevokeFamily
     | RevokeCodeFamilies

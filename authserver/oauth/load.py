@@ -12,6 +12,7 @@ from __future__ import annotations
 from authserver.db.client_cache import ClientCache
 from authserver.db.store import Store
 from authserver.models import ClientAuth, FailureKind
+from authserver.oauth.device import DEVICE_GRANT
 from authserver.oauth.exchange import TOKEN_EXCHANGE, may_present
 from authserver.oauth.flow import Flow, Guess
 from authserver.oauth.introspection import Lookup
@@ -54,6 +55,8 @@ class Loader:
         if flow.paused_for is not None:
             return  # refused before anything else is read
         codec = self._codec
+        if flow.endpoint == "device":
+            return  # the client is all a device authorization request needs
         if flow.endpoint != "token":
             # Introspection and revocation: no query at all for a token whose MAC fails, nor
             # for one of Phraseanet's shape while none of those is stored.
@@ -82,6 +85,8 @@ class Loader:
             await self._sign_in_user(flow, params)
         elif grant_type == TOKEN_EXCHANGE:
             await self._load_exchange(flow, params)
+        elif grant_type == DEVICE_GRANT:
+            await self._poll_device_code(flow, params.get("device_code"))
 
     async def _load_code(self, flow: Flow, code: str | None) -> None:
         if code is None:
@@ -134,6 +139,18 @@ class Loader:
         if audience is not None and CLIENT_ID.fullmatch(audience):
             target, _ = await self._clients.get(audience)
             flow.audience = None if target is None else target.client
+
+    async def _poll_device_code(self, flow: Flow, code: str | None) -> None:
+        """The device code, with this poll stamped on it (RFC 8628 §3.5 slow_down counts the
+        polls of a client that proved who it is, and only those)."""
+        if code is None or flow.client is None or not _approved(flow):
+            return
+        if self._codec.kind_of(code) is not TokenKind.DEVICE:
+            flow.guess = Guess("device_code", "forged")
+            return
+        flow.device = await self._store.device_codes.poll(token_digest(code), flow.client.client_id)
+        if flow.device is None:
+            flow.guess = Guess("device_code", "unknown")  # or another client's
 
     async def _load_identified_user(self, flow: Flow, user_id: str, scope: str) -> None:
         """The user an ID token will be about, for a grant of ``openid`` (OpenID Connect)."""

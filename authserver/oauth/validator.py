@@ -22,6 +22,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
 
 from authserver import scopes as scope_names
 from authserver.models import Client
+from authserver.oauth.device import DEVICE_GRANT, device_status
 from authserver.oauth.exchange import TOKEN_EXCHANGE, ExchangeValidation, exchanged_intent
 from authserver.oauth.flow import Flow, current
 from authserver.oauth.intents import (
@@ -135,6 +136,8 @@ class Validator(ExchangeValidation, OpenIDValidation, RequestValidator):  # type
         if grant_type == TOKEN_EXCHANGE:
             # RFC 8693 §2.1: web apps the operator allowed to; never a public client.
             return client.token_exchange and not client.is_public
+        if grant_type == DEVICE_GRANT:
+            return client.device_grant  # RFC 8628: likewise
         return grant_type in ("authorization_code", "refresh_token")
 
     # Scopes
@@ -238,6 +241,13 @@ class Validator(ExchangeValidation, OpenIDValidation, RequestValidator):  # type
         assert row is not None  # validate_code accepted it
         current().record(ClaimCode(row.digest))
 
+    # Device code grant (RFC 8628 §3.4, §3.5)
+
+    def validate_device_code(
+        self, client_id: str, code: str, request: Request, *a: Any, **kw: Any
+    ) -> str | None:
+        return device_status(current(), request.client.client_id, code, request)
+
     # Password grant (RFC 6749 §4.3.2)
 
     def validate_user(
@@ -328,6 +338,16 @@ class Validator(ExchangeValidation, OpenIDValidation, RequestValidator):  # type
                 refresh_scope=old.scope,
                 not_after=old.expires_at,
                 auth_time=old.auth_time,
+            )
+        elif grant_type == DEVICE_GRANT and flow.device is not None:
+            device = flow.device
+            intent = IssueTokens(
+                **common,
+                user_id=device.user_id,
+                grant_id=device.grant_id,
+                family_id=uuid.uuid4(),
+                device_digest=device.digest,
+                auth_time=device.auth_time,
             )
         elif grant_type == "password" and flow.user is not None:
             intent = IssueTokens(

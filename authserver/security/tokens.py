@@ -25,13 +25,14 @@ class TokenKind(enum.Enum):
     ACCESS = "phrat"
     REFRESH = "phrrt"
     CODE = "phrac"
+    DEVICE = "phrdc"  # RFC 8628 device code
 
 
 _KINDS = {kind.value: kind for kind in TokenKind}
 # Phraseanet's access tokens (D9): md5 hex from its flows, RandomLib alphanumerics for developer
 # tokens, imported as they are. They carry no MAC, so only a lookup can tell a real one.
 _LEGACY_SHAPE = re.compile(r"[0-9A-Za-z]{32}")
-_SHAPE = re.compile(rf"(phrat|phrrt|phrac)_([A-Za-z0-9_-]{{{_RANDOM_CHARS + _MAC_CHARS}}})")
+_SHAPE = re.compile(rf"(phrat|phrrt|phrac|phrdc)_([A-Za-z0-9_-]{{{_RANDOM_CHARS + _MAC_CHARS}}})")
 
 
 class TokenCodec:

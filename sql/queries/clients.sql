@@ -3,8 +3,8 @@
 INSERT INTO clients (client_id, name, description, website, client_type, redirect_uris,
                      owner_id, password_grant, introspection, require_pkce,
                      id_token_signed_response_alg, post_logout_redirect_uris,
-                     token_exchange, resource_server)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                     token_exchange, resource_server, device_grant)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING *;
 
 -- name: get_client
@@ -30,7 +30,7 @@ UPDATE clients SET
     name = $2, description = $3, website = $4, redirect_uris = $5,
     password_grant = $6, introspection = $7, active = $8, require_pkce = $9,
     id_token_signed_response_alg = $10, post_logout_redirect_uris = $11,
-    token_exchange = $12, resource_server = $13, updated_at = now()
+    token_exchange = $12, resource_server = $13, device_grant = $14, updated_at = now()
 WHERE client_id = $1
 RETURNING *;
 

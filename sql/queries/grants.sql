@@ -23,7 +23,8 @@ WHERE g.user_id = $1 AND g.revoked_at IS NULL
 ORDER BY g.created_at, g.client_id;
 
 -- name: revoke_grant
--- Revoke a user's grant to a client and delete every code and token issued under it.
+-- Revoke a user's grant to a client and delete every code, device code and token issued under
+-- it.
 WITH revoked AS (
     UPDATE grants SET revoked_at = now(), scopes = '{}', updated_at = now()
     WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL
@@ -32,5 +33,7 @@ WITH revoked AS (
     DELETE FROM tokens WHERE grant_id IN (SELECT grant_id FROM revoked)
 ), dead_codes AS (
     DELETE FROM authorization_codes WHERE grant_id IN (SELECT grant_id FROM revoked)
+), dead_device_codes AS (
+    DELETE FROM device_codes WHERE grant_id IN (SELECT grant_id FROM revoked)
 )
 SELECT grant_id FROM revoked;

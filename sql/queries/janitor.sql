@@ -24,6 +24,14 @@ DELETE FROM authorization_codes WHERE digest IN (
     WHERE expires_at < now() - interval '1 hour'
     LIMIT $1);
 
+-- name: purge_device_codes
+-- Up to $1 device codes expired more than an hour ago; until then a late poll is still told
+-- expired_token (RFC 8628 §3.5) rather than invalid_grant.
+DELETE FROM device_codes WHERE digest IN (
+    SELECT digest FROM device_codes
+    WHERE expires_at < now() - interval '1 hour'
+    LIMIT $1);
+
 -- name: purge_client_secrets
 -- Up to $1 client secrets whose rotation overlap has ended.
 DELETE FROM client_secrets WHERE secret_id IN (

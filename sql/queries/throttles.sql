@@ -43,3 +43,10 @@ ON CONFLICT (client_id, kind, address) DO UPDATE SET
 -- Seconds left of a client's pause of one kind from one address ($1, $2, $3), or none.
 SELECT extract(epoch FROM locked_until - now())::float8 FROM client_failures
 WHERE client_id = $1 AND kind = $2 AND address = $3 AND locked_until > now();
+
+-- name: give_back_attempt
+-- An attempt that turned out right gives its key ($1, limit $2) back the attempt it was charged.
+UPDATE login_failures SET
+    failures = greatest(failures - 1, 0),
+    locked_until = CASE WHEN failures - 1 >= $2 THEN locked_until END
+WHERE throttle_key = $1;
