@@ -19,7 +19,7 @@ import asyncpg
 
 from authserver.db.migrate import migrate
 from authserver.http.session import cookie_name
-from bench import requests
+from bench import device, requests
 from bench.config import INTROSPECT_PATH, ISSUER, TOKEN_PATH, Profile
 from bench.cpu import NOISY_OTHER_CORES, CpuWatch, postmaster_pid
 from bench.exchange import RESPONSE_PATTERN, exchange_requests
@@ -59,6 +59,7 @@ class _Files:
     forged: Path
     client_credentials: Path
     token_exchange: Path | None = None
+    device_polls: Path | None = None
 
 
 class Bench:
@@ -104,7 +105,11 @@ class Bench:
                 files = self._files(seeded)
                 exchange = self.out / "token-exchange.txt"
                 files = replace(
-                    files, token_exchange=await exchange_requests(conn, exchange, seeded)
+                    files,
+                    token_exchange=await exchange_requests(conn, exchange, seeded),
+                    device_polls=await device.polling_requests(
+                        conn, self.out / "device-polls.txt", seeded
+                    ),
                 )
                 table = TokenTable(conn)
                 with (
@@ -183,6 +188,9 @@ class Bench:
         if files.token_exchange is not None:
             trade = WrkLoad(TOKEN_PATH, files.token_exchange, "random", 200, RESPONSE_PATTERN)
             await self.paired_run("token-exchange", rows, floor_side, self.wrk_side(auth, [trade]))
+        if files.device_polls is not None:
+            poll = WrkLoad(TOKEN_PATH, files.device_polls, "random", 400, device.RESPONSE_PATTERN)
+            await self.paired_run("device-polling", rows, floor_side, self.wrk_side(auth, [poll]))
         # Single-use tokens: one file for the warm-up, one per slice, each walked once.
         rotations = [WrkLoad(TOKEN_PATH, f, "walk", 200, '"refresh_token"') for f in refresh]
         await self.paired_run(
