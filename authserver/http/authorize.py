@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from authserver import scopes as scope_names
 from authserver.db.store import Store
-from authserver.errors import ErrorPage, Overloaded
+from authserver.errors import ErrorPage
 from authserver.http.browser import Browser
 from authserver.http.session import REQUEST_TTL, Session
 from authserver.models import User
@@ -124,32 +124,18 @@ class AuthorizePages:
             return self._error_page(exc)
         if isinstance(checked, ErrorRedirect):
             return RedirectResponse(checked.location, 303)
-        username, password = form.get("username", ""), form.get("password", "")
-        address = request.client.host if request.client is not None else "unknown"
-        try:
-            result = await self._sign_in.attempt(
-                username,
-                password,
-                address=address,
-                via="login_page",
-                client_id=checked.client.client_id,
-            )
-        except Overloaded as exc:
-            busy = self._pages.error(503, "Too busy", "Too many people are signing in. Try again.")
-            busy.headers["Retry-After"] = str(exc.retry_after)
-            return busy
-        if result.paused_for is not None:
-            paused = self._pages.error(
-                429, "Too many attempts", "Sign-in is paused for a while. Try again later."
-            )
-            paused.headers["Retry-After"] = str(result.paused_for)
-            return paused
-        if result.user is None:
+        checked_password = await self._browser.check_password(
+            self._sign_in, request, form, via="login_page", client_id=checked.client.client_id
+        )
+        if isinstance(checked_password, Response):
+            return checked_password
+        if checked_password is None:
             message = "The login or password is not right."
+            username = form.get("username", "")
             return await self._login_page(
                 request, session, current, asked, checked, 400, username, message
             )
-        fresh = await self._browser.sign_in(session, result.user)
+        fresh = await self._browser.sign_in(session, checked_password)
         response = RedirectResponse(f"{request.url.path}?{query.decode('latin-1')}", 303)
         self._browser.set_cookie(response, fresh)
         return response

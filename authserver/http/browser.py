@@ -15,12 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.db.store import Store
-from authserver.errors import InvalidRequest, NotFound
+from authserver.errors import InvalidRequest, NotFound, Overloaded
 from authserver.http.body import media_type, read_body
 from authserver.http.pages import Pages
 from authserver.http.session import Session, Signer, cookie_name
 from authserver.models import Client, User
 from authserver.oauth.params import parse_form
+from authserver.signin import SignInPolicy
 
 MAX_FORM = 16 * 1024  # bytes; also bounds the password argon2 is given
 
@@ -57,6 +58,37 @@ class Browser:
         except NotFound:
             return ""
         return owner.display_name or owner.login
+
+    async def check_password(
+        self,
+        policy: SignInPolicy,
+        request: Request,
+        form: dict[str, str],
+        *,
+        via: str,
+        client_id: str,
+    ) -> User | Response | None:
+        """A login form's username and password through the sign-in policy: the user, None
+        when they are not right, or the page that refuses to look (too busy, paused)."""
+        try:
+            result = await policy.attempt(
+                form.get("username", ""),
+                form.get("password", ""),
+                address=client_address(request),
+                via=via,
+                client_id=client_id,
+            )
+        except Overloaded as exc:
+            busy = self.pages.error(503, "Too busy", "Too many people are signing in. Try again.")
+            busy.headers["Retry-After"] = str(exc.retry_after)
+            return busy
+        if result.paused_for is not None:
+            paused = self.pages.error(
+                429, "Too many attempts", "Sign-in is paused for a while. Try again later."
+            )
+            paused.headers["Retry-After"] = str(result.paused_for)
+            return paused
+        return result.user
 
     async def sign_in(self, session: Session, user: User) -> Session:
         """A new session id at sign-in: a session fixed before login is worth nothing after."""
@@ -126,3 +158,8 @@ async def _read_form(request: Request) -> dict[str, str]:
     except HTTPException:  # too large: refused before any argon2 work
         raise InvalidRequest("the form is too large") from None
     return parse_form(body)
+
+
+def client_address(request: Request) -> str:
+    """The address a request came from, as the sign-in policy and throttles count it."""
+    return request.client.host if request.client is not None else "unknown"

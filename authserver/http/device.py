@@ -21,8 +21,7 @@ from starlette.routing import Route
 
 from authserver import scopes as scope_names
 from authserver.db.store import Store
-from authserver.errors import Overloaded
-from authserver.http.browser import Browser
+from authserver.http.browser import Browser, client_address
 from authserver.http.session import REQUEST_TTL, Session
 from authserver.models import User
 from authserver.oauth.device import VERIFICATION_PATH
@@ -56,7 +55,7 @@ class DevicePages:
         typed = _typed(request.query_params.get("user_code", ""))
         if not typed or signed_in is None or session is None:
             return self._code_page(session, typed)
-        lookup = await self._verification.find(typed, _address(request))
+        lookup = await self._verification.find(typed, client_address(request))
         if lookup.found is None:
             return self._not_found(session, typed, lookup)
         return await self._consent_page(session, signed_in[0], lookup.found)
@@ -94,7 +93,7 @@ class DevicePages:
         form: dict[str, str],
     ) -> Response:
         typed = _typed(form.get("user_code", ""))
-        lookup = await self._verification.find(typed, _address(request))
+        lookup = await self._verification.find(typed, client_address(request))
         if lookup.found is None:
             return self._not_found(session, typed, lookup)
         if signed_in is not None:
@@ -104,33 +103,19 @@ class DevicePages:
     async def _login(
         self, request: Request, session: Session, form: dict[str, str], typed: str
     ) -> Response:
-        lookup = await self._verification.find(typed, _address(request))
+        lookup = await self._verification.find(typed, client_address(request))
         if lookup.found is None:
             return self._not_found(session, typed, lookup)
         found = lookup.found
-        username, password = form.get("username", ""), form.get("password", "")
-        try:
-            result = await self._sign_in.attempt(
-                username,
-                password,
-                address=_address(request),
-                via="device_page",
-                client_id=found.client.client_id,
-            )
-        except Overloaded as exc:
-            busy = self._pages.error(503, "Too busy", "Too many people are signing in. Try again.")
-            busy.headers["Retry-After"] = str(exc.retry_after)
-            return busy
-        if result.paused_for is not None:
-            paused = self._pages.error(
-                429, "Too many attempts", "Sign-in is paused for a while. Try again later."
-            )
-            paused.headers["Retry-After"] = str(result.paused_for)
-            return paused
-        if result.user is None:
+        checked = await self._browser.check_password(
+            self._sign_in, request, form, via="device_page", client_id=found.client.client_id
+        )
+        if isinstance(checked, Response):
+            return checked
+        if checked is None:
             message = "The login or password is not right."
-            return await self._login_page(session, found, 400, username, message)
-        fresh = await self._browser.sign_in(session, result.user)
+            return await self._login_page(session, found, 400, form.get("username", ""), message)
+        fresh = await self._browser.sign_in(session, checked)
         response = RedirectResponse(_page_url(found.user_code), 303)
         self._browser.set_cookie(response, fresh)
         return response
@@ -152,7 +137,7 @@ class DevicePages:
                 400, "This form was already used", "Enter the code from your device again."
             )
         user, auth_time = signed_in
-        lookup = await self._verification.find(typed, _address(request))
+        lookup = await self._verification.find(typed, client_address(request))
         allow = decision == "allow"
         found = lookup.found
         if found is None or not await self._verification.decide(
@@ -230,10 +215,6 @@ class DevicePages:
 
 def _typed(value: str) -> str:
     return value.strip()[:_MAX_TYPED]
-
-
-def _address(request: Request) -> str:
-    return request.client.host if request.client is not None else "unknown"
 
 
 def _code_query(user_code: str) -> str:
