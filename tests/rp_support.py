@@ -12,35 +12,28 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import queue
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-import httpx
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.conftest import server_environ
-from tests.live_server import free_port
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
+from tests.test_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, Live
+from tests.test_browser import serving as browser_serving
 
 RP_DIR = Path(__file__).resolve().parent / "rp"
 STEP_TIMEOUT = 30.0  # seconds one step of the RP may take (discovery, a token request...)
 STOP_TIMEOUT = 10.0
-START_TIMEOUT = 30.0  # seconds until the server answers /readyz on both listeners
 PAGE_TIMEOUT = 15.0  # seconds a page may take to load
 MIN_NODE = 20  # openid-client 6 relies on the WebCrypto global Node.js 20 has
 
@@ -218,64 +211,17 @@ class Landing:
 # The authorization server, as a real process with an http issuer on loopback.
 
 
-@dataclass(frozen=True)
-class Live:
-    public_url: str
-    admin_url: str
-
-
 @contextmanager
 def serving(database_url: str, log_path: Path, *, propagation: int) -> Iterator[Live]:
     """``authserver serve`` whose issuer is its own loopback URL; a new signing key waits
     ``propagation`` seconds before it signs."""
-    public, admin = free_port(), free_port()
-    live = Live(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHSERVER_")}
-    env.update(
-        server_environ(
-            database_url,
-            issuer=live.public_url,
-            public_addr=f"127.0.0.1:{public}",
-            admin_addr=f"127.0.0.1:{admin}",
-            allow_http_redirects="true",
-            key_propagation=str(propagation),
-        )
-    )
-    env["PYTHONUNBUFFERED"] = "1"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "authserver", "serve"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_ready(process, live, log_path)
-            yield live
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(STOP_TIMEOUT)
-
-
-def _wait_ready(process: subprocess.Popen[bytes], live: Live, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    with httpx.Client(timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited early:\n{log_path.read_text()}")
-            with suppress(httpx.HTTPError):
-                public = http.get(live.public_url + "/readyz")
-                admin = http.get(live.admin_url + "/readyz")
-                if public.status_code == admin.status_code == 200:
-                    return
-            time.sleep(0.1)
-    raise TimeoutError(f"the server was not ready within {START_TIMEOUT} s")
+    with browser_serving(
+        database_url,
+        log_path,
+        allow_http_redirects="true",
+        key_propagation=str(propagation),
+    ) as live:
+        yield live
 
 
 @contextmanager

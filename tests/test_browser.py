@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -207,9 +207,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(STOP_TIMEOUT)
 
 
-@pytest.fixture
-def live(database_url: str, tmp_path: Path) -> Iterator[Live]:
-    """``python -m authserver serve`` on free loopback ports, with an http issuer."""
+@contextmanager
+def serving(database_url: str, log_path: Path, **overrides: str) -> Iterator[Live]:
+    """``python -m authserver serve`` on free loopback ports, its issuer its own http URL,
+    with settings ``overrides``; stopped (SIGINT) at the end."""
     public, admin = free_port(), free_port()
     public_url = f"http://127.0.0.1:{public}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHSERVER_")}
@@ -219,11 +220,11 @@ def live(database_url: str, tmp_path: Path) -> Iterator[Live]:
             issuer=public_url,
             public_addr=f"127.0.0.1:{public}",
             admin_addr=f"127.0.0.1:{admin}",
-            allow_http_redirects="true",
+            **overrides,
         )
     )
     env["PYTHONUNBUFFERED"] = "1"
-    server = Live(public_url, f"http://127.0.0.1:{admin}", tmp_path / "server.log")
+    server = Live(public_url, f"http://127.0.0.1:{admin}", log_path)
     with server.log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "authserver", "serve"],
@@ -237,6 +238,13 @@ def live(database_url: str, tmp_path: Path) -> Iterator[Live]:
             yield server
         finally:
             _stop(process)
+
+
+@pytest.fixture
+def live(database_url: str, tmp_path: Path) -> Iterator[Live]:
+    """``python -m authserver serve`` on free loopback ports, with an http issuer."""
+    with serving(database_url, tmp_path / "server.log", allow_http_redirects="true") as server:
+        yield server
 
 
 @pytest.fixture

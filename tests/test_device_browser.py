@@ -7,10 +7,7 @@ Chromium is needed as there (skipped outside CI without it, a failure under CI).
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,7 +25,6 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import ADMIN_TOKEN, ALICE_PASSWORD
-from tests.conftest import server_environ as environ_for
 from tests.device_support import DEVICE_GRANT
 from tests.test_browser import (
     CHROMEDRIVER,
@@ -38,10 +34,8 @@ from tests.test_browser import (
     WAIT,
     Live,
     _screenshots,
-    _stop,
-    _wait_ready,
-    free_port,
     require_chromium,
+    serving,
 )
 
 APP_NAME = "Aurora Frame"
@@ -53,33 +47,8 @@ POLL_DEADLINE = 60.0  # seconds the device keeps polling
 @pytest.fixture
 def live(database_url: str, tmp_path: Any) -> Iterator[Live]:
     """``python -m authserver serve`` with an http issuer and a one-second poll interval."""
-    public, admin = free_port(), free_port()
-    public_url = f"http://127.0.0.1:{public}"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AUTHSERVER_")}
-    env.update(
-        environ_for(
-            database_url,
-            issuer=public_url,
-            public_addr=f"127.0.0.1:{public}",
-            admin_addr=f"127.0.0.1:{admin}",
-            device_poll_interval="1",
-        )
-    )
-    env["PYTHONUNBUFFERED"] = "1"
-    server = Live(public_url, f"http://127.0.0.1:{admin}", tmp_path / "server.log")
-    with server.log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "authserver", "serve"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_ready(process, server)
-            yield server
-        finally:
-            _stop(process)
+    with serving(database_url, tmp_path / "server.log", device_poll_interval="1") as server:
+        yield server
 
 
 @pytest.fixture

@@ -32,14 +32,13 @@ from selenium.webdriver.support.wait import WebDriverWait
 from tests.conftest import ADMIN_TOKEN, ALICE_PASSWORD, create_database, drop_database
 from tests.rp_support import (
     Landing,
-    Live,
     RelyingParty,
     RelyingPartyError,
     chromium,
     node,
     serving,
 )
-from tests.test_browser import require_chromium
+from tests.test_browser import Live, require_chromium
 
 # The whole run: a server, eight browser flows and a rotation, on a shared 2-CPU machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
