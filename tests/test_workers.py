@@ -241,8 +241,8 @@ async def listeners(database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
         count: int = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND application_name = 'authserver-listen'"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'authserver-listen-authserver_client_changed'"
         )
     finally:
         await conn.close()

@@ -21,16 +21,11 @@ on another replica works at once.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 
-import asyncpg
-
+from authserver.db.notifications import follow
 from authserver.db.store import Store
 from authserver.models import ClientAuth
-
-log = logging.getLogger("authserver.clients")
 
 CHANNEL = "authserver_client_changed"
 MAX_ENTRIES = 10_000  # a bound on memory; past it the cache starts over
@@ -75,35 +70,13 @@ class ClientCache:
 
     async def listen(self, database_url: str) -> None:
         """Follow change notifications until cancelled, reconnecting after failures."""
-        delay = 0.1
-        while True:
-            lost = asyncio.Event()
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(
-                    database_url,
-                    timeout=5,
-                    server_settings={"application_name": "authserver-listen"},
-                )
-                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, self._notified)
-                self.invalidate()  # anything may have changed while nobody listened
-                self._listening = True
-                delay = 0.1
-                await lost.wait()
-                log.warning("client change notifications interrupted; reconnecting")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database may be away: try again later
-                log.warning("cannot listen for client changes: %s", type(exc).__name__)
-            finally:
-                self._listening = False
-                self.invalidate()
-                if conn is not None and not conn.is_closed():
-                    await conn.close(timeout=2)
-            # Reconnect soon: until then every request reads the database.
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+        await follow(database_url, CHANNEL, self.invalidate, self._up, self._down)
 
-    def _notified(self, conn: object, pid: int, channel: str, client_id: object) -> None:
-        self.invalidate(str(client_id))
+    def _up(self) -> None:
+        self.invalidate()  # anything may have changed while nobody listened
+        self._listening = True
+
+    def _down(self) -> None:
+        # Until the listener is back every request reads the database.
+        self._listening = False
+        self.invalidate()
