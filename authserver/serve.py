@@ -25,7 +25,7 @@ from starlette.types import ASGIApp
 
 from authserver.config import Address, Settings
 from authserver.http.health import Health
-from authserver.http.protocol import ConnectionLimits, guarded
+from authserver.http.protocol import AnswersNow, ConnectionLimits, guarded
 from authserver.services import admin_app, open_services, public_app
 
 T = TypeVar("T")
@@ -90,10 +90,16 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def listener_server(
-    app: ASGIApp, addr: Address, settings: Settings, *, lifespan: bool = False
+    app: ASGIApp,
+    addr: Address,
+    settings: Settings,
+    *,
+    lifespan: bool = False,
+    now: AnswersNow | None = None,
 ) -> _Server:
     """One uvicorn server as authserver runs it (the benchmark floor is served the same way,
-    with its own lifespan; authserver's services are opened before the listeners instead)."""
+    with its own lifespan; authserver's services are opened before the listeners instead).
+    ``now`` answers the requests memory settles before they reach ``app``."""
     limits = ConnectionLimits(
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
@@ -105,7 +111,7 @@ def listener_server(
         app,
         host=addr.host,
         port=addr.port,
-        http=guarded(limits),
+        http=guarded(limits, now),
         ws="none",
         lifespan="on" if lifespan else "off",
         log_level=settings.log_level.lower(),
@@ -121,8 +127,9 @@ async def serve(settings: Settings, role: WorkerRole | None = None) -> bool:
     """Serve until a signal, or until either listener fails; True if both ran."""
     metrics_dir = role.metrics_dir if role is not None else None
     async with open_services(settings, background=True, metrics_dir=metrics_dir) as services:
+        public = public_app(services)
         servers = [
-            listener_server(public_app(services), settings.public_addr, settings),
+            listener_server(public, settings.public_addr, settings, now=public),
             listener_server(admin_app(services), settings.admin_addr, settings),
         ]
         await _serve_until_stopped(servers, settings, services.health, role)

@@ -38,6 +38,7 @@ from authserver.http.browser import Browser
 from authserver.http.device import DevicePages
 from authserver.http.health import Health
 from authserver.http.logout import LogoutPages
+from authserver.http.oauth_posts import OAuthPosts
 from authserver.http.observe import Observer
 from authserver.http.openid import OpenIDRoutes
 from authserver.http.pages import Pages
@@ -53,6 +54,7 @@ from authserver.oauth.guesses import Guesses, GuessLimits
 from authserver.oauth.introspection import Introspector
 from authserver.oauth.legacy import LegacyTokens
 from authserver.oauth.load import Loader
+from authserver.oauth.memory import MemoryIntrospection
 from authserver.oauth.metadata import DeviceGrantAdvert, metadata
 from authserver.oauth.openid import IdTokenSigner
 from authserver.oauth.userinfo import UserInfo
@@ -87,6 +89,7 @@ class Services:
     users: Users
     clients: Clients
     bridge: Bridge
+    memory: MemoryIntrospection  # introspection answered from memory, when its cache is on
     introspector: Introspector
     authorize: AuthorizePages
     device: DevicePages
@@ -288,10 +291,13 @@ def _build(
             key_propagation=settings.key_propagation,
         ),
         health=Health(store.ping),
+        memory=MemoryIntrospection(
+            client_cache, token_cache, secrets, settings.issuer, metrics.introspected
+        ),
     )
 
 
-def public_app(services: Services) -> ASGIApp:
+def public_app(services: Services) -> OAuthPosts:
     return apps.public_app(
         bridge=services.bridge,
         observer=Observer(services.metrics, "public"),
@@ -301,6 +307,7 @@ def public_app(services: Services) -> ASGIApp:
         logout=services.logout,
         openid=services.openid,
         deadline=services.settings.request_timeout,
+        memory=services.memory,
     )
 
 

@@ -42,10 +42,17 @@ class ClientCache:
 
     async def get(self, client_id: str) -> tuple[ClientAuth | None, bool]:
         """The client's authentication data, and whether it came from the cache."""
+        cached = self.peek(client_id)
+        if cached is not None:
+            return cached, True
+        return await self.fresh(client_id), False
+
+    def peek(self, client_id: str) -> ClientAuth | None:
+        """The cached entry, without waiting: None means "read the database"."""
         entry = self._entries.get(client_id)
         if entry is not None and entry[0] > time.monotonic():
-            return entry[1], True
-        return await self.fresh(client_id), False
+            return entry[1]
+        return None
 
     async def fresh(self, client_id: str) -> ClientAuth | None:
         """Read the client from the database, and keep it for the next requests."""

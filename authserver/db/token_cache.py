@@ -40,7 +40,7 @@ Lookup = Callable[[bytes], Awaitable[TokenRow | None]]
 # expires (epoch seconds, inf: never), created, client_id, user_id, scope, username, developer,
 # legacy, audience, actors (RFC 8693): what introspection reads, in tuples because 100,000 of
 # anything else cost twice as much.
-_Entry = tuple[
+Entry = tuple[
     float, float, str, str | None, str, str | None, bool, bool, str | None, tuple[str, ...]
 ]
 
@@ -53,7 +53,7 @@ class TokenCache:
         self._max_entries = max_entries
         self._max_bytes = max_bytes
         self._clock = clock
-        self._entries: dict[bytes, _Entry] = {}  # insertion order is age order
+        self._entries: dict[bytes, Entry] = {}  # insertion order is age order
         self.bytes = 0
         self._generation = 0
         self._listening = False
@@ -85,6 +85,15 @@ class TokenCache:
             return row
 
         return cached_lookup
+
+    def hit(self, digest: bytes) -> Entry | None:
+        """The token's entry if memory has it and it has not expired, without waiting: None
+        means "ask the database" (not counted as a miss: the lookup that follows is)."""
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        self.hits += 1
+        return entry
 
     def invalidate(self, payload: str) -> None:
         """Apply one notification (see the migration for what its payload says)."""
@@ -132,7 +141,7 @@ class TokenCache:
         intern = sys.intern
         user_id = None if row.user_id is None else intern(row.user_id)
         username = None if row.username is None else intern(row.username)
-        entry: _Entry = (
+        entry: Entry = (
             expires,
             row.created_at.timestamp(),
             intern(row.client_id),
@@ -176,13 +185,13 @@ class TokenCache:
             self._drop(digest)
 
 
-def _size(entry: _Entry) -> int:
+def _size(entry: Entry) -> int:
     """What an entry is counted for against ``max_bytes`` (strings counted whole, though
     the same client's, scope's and user's are shared between entries)."""
     return ENTRY_BYTES + len(entry[2]) + len(entry[3] or "") + len(entry[4]) + len(entry[5] or "")
 
 
-def _row(digest: bytes, entry: _Entry) -> TokenRow:
+def _row(digest: bytes, entry: Entry) -> TokenRow:
     """The row as the database would read it now, with what introspection looks at (family,
     grant and sign-in time are not kept: only introspection reads from here)."""
     expires, created, client_id, user_id, scope, username, developer, legacy, audience, actors = (

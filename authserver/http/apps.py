@@ -32,6 +32,7 @@ from authserver.http.observe import ObserveMiddleware, Observer
 from authserver.http.openid import OpenIDRoutes
 from authserver.metrics import Metrics
 from authserver.oauth.bridge import Bridge
+from authserver.oauth.memory import MemoryIntrospection
 
 log = logging.getLogger("authserver")
 
@@ -49,7 +50,8 @@ def public_app(
     logout: LogoutPages,
     openid: OpenIDRoutes,
     deadline: float,
-) -> ASGIApp:
+    memory: MemoryIntrospection | None = None,
+) -> OAuthPosts:
     routes: list[BaseRoute] = [
         *health.routes(),
         *openid.routes(),
@@ -59,7 +61,11 @@ def public_app(
     ]
     pages = Deadline(Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS), deadline)
     return OAuthPosts(
-        ObserveMiddleware(pages, observer), bridge, observer, deadlines=Deadlines(deadline)
+        ObserveMiddleware(pages, observer),
+        bridge,
+        observer,
+        deadlines=Deadlines(deadline),
+        memory=memory,
     )
 
 

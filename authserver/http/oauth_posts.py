@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
@@ -30,6 +32,7 @@ from authserver.http.observe import REQUEST_ID, Observer
 from authserver.logs import request_id
 from authserver.oauth.bridge import Bridge, TokenRequest
 from authserver.oauth.flow import Endpoint
+from authserver.oauth.memory import MemoryIntrospection
 from authserver.oauth.params import client_credentials, parse_form
 from authserver.oauth.responses import error_of, oauth_error
 
@@ -58,6 +61,13 @@ ROUTES = {
     )
 }
 
+_INTROSPECT = ROUTES["/oauth2/introspect"]
+_NOW_PATHS = frozenset({_INTROSPECT.path.encode()})
+_FORM_BYTES = FORM.encode()
+# An introspection body with nothing to decode: what parse_form would make of it, directly.
+_PLAIN_INTROSPECTION = re.compile(
+    rb"token=([A-Za-z0-9._~=-]{1,4096})(?:&token_type_hint=(access_token|refresh_token))?"
+)
 _READ = frozenset({b"content-type", b"content-length", b"authorization"})
 
 _METHOD_NOT_ALLOWED = oauth_error(
@@ -77,10 +87,17 @@ CLIENT_CLOSED = 499  # the status the access log and metrics give a request whos
 
 class OAuthPosts:
     def __init__(
-        self, app: ASGIApp, bridge: Bridge, observer: Observer, *, deadlines: Deadlines
+        self,
+        app: ASGIApp,
+        bridge: Bridge,
+        observer: Observer,
+        *,
+        deadlines: Deadlines,
+        memory: MemoryIntrospection | None = None,
     ) -> None:
         self.app = app  # everything else
         self.bridge = bridge
+        self.memory = memory if memory is not None and memory.enabled else None
         self.observer = observer  # what ObserveMiddleware does, done here without wrapping send
         self.deadlines = deadlines
 
@@ -105,6 +122,49 @@ class OAuthPosts:
         finally:
             self.observer.done(scope, rid, route.path, status, started, client_id)
             request_id.reset(token)
+
+    def answer_now(self, scope: Scope, body: bytes, write: Callable[[Answer, bytes], None]) -> bool:
+        """Answer a complete introspection request that memory settles
+        (authserver.oauth.memory) through ``write(answer, request id)``, at once: no task, no
+        await. False, with nothing written, noted or counted, for any other: the ASGI app
+        answers it. Called by the connection (authserver.http.protocol) once the body is in.
+        """
+        memory = self.memory
+        if memory is None or scope["path"] != _INTROSPECT.path or scope["method"] != "POST":
+            return False
+        started = time.perf_counter()
+        authorization = form = None
+        for name, value in scope["headers"]:
+            if name == b"authorization" and authorization is None:
+                authorization = value
+            elif name == b"content-type" and form is None:
+                form = value == _FORM_BYTES
+        if not form or authorization is None:
+            return False  # any other content type, or none, or no Basic: the full path
+        plain = _PLAIN_INTROSPECTION.fullmatch(body)
+        if plain is None:
+            try:
+                params = parse_form(body)
+            except ProtocolError:
+                return False  # the full path answers the error
+        else:  # the usual body, with nothing to decode
+            params = {"token": plain.group(1).decode()}
+            if plain.group(2) is not None:
+                params["token_type_hint"] = plain.group(2).decode()
+        answered = memory.answer(authorization, params)
+        if answered is None:
+            return False
+        answer, client_id = answered
+        rid, raw_id = self.observer.request_id(scope)
+        write(answer, raw_id)
+        self.observer.done(scope, rid, _INTROSPECT.path, answer.status, started, client_id)
+        return True
+
+    @property
+    def now_paths(self) -> frozenset[bytes]:
+        """The raw paths whose requests ``answer_now`` may answer: introspection's, when its
+        cache is on; none otherwise."""
+        return _NOW_PATHS if self.memory is not None else frozenset()
 
     async def _answer(
         self, scope: Scope, receive: Receive, endpoint: Endpoint
@@ -133,6 +193,16 @@ class OAuthPosts:
 
 
 async def _intake(scope: Scope, receive: Receive, endpoint: Endpoint) -> TokenRequest:
+    wanted = _head(scope)
+    try:
+        body = await read_asgi_body(receive, wanted.get(b"content-length"), MAX_BODY)
+    except HTTPException:
+        raise InvalidRequest(f"the body must be at most {MAX_BODY} bytes") from None
+    return _request(scope, endpoint, wanted, body)
+
+
+def _head(scope: Scope) -> dict[bytes, str]:
+    """The headers this endpoint reads, once what RFC 6749 asks of them was checked."""
     wanted: dict[bytes, str] = {}
     for name, value in scope["headers"]:
         # The first of a repeated header counts, as with Starlette's Headers.get.
@@ -144,10 +214,12 @@ async def _intake(scope: Scope, receive: Receive, endpoint: Endpoint) -> TokenRe
     charset = options.strip().lower()
     if media_type.strip().lower() != FORM or charset not in ("", "charset=utf-8"):
         raise InvalidRequest(f"the body must be {FORM} (UTF-8)")
-    try:
-        body = await read_asgi_body(receive, wanted.get(b"content-length"), MAX_BODY)
-    except HTTPException:
-        raise InvalidRequest(f"the body must be at most {MAX_BODY} bytes") from None
+    return wanted
+
+
+def _request(
+    scope: Scope, endpoint: Endpoint, wanted: dict[bytes, str], body: bytes
+) -> TokenRequest:
     params = parse_form(body)
     credentials = client_credentials(wanted.get(b"authorization"), params)
     client = scope.get("client")

@@ -10,15 +10,41 @@ second or half a body holds a connection (and a file descriptor) for as long as 
 - at most ``max_header_bytes`` of request line and headers and ``max_headers`` headers, else
   431 (RFC 6585 §5) and closed;
 and a listener holds at most ``max_connections`` at once: one more is answered 503 and closed.
+
+A request that memory alone can answer (an introspection of a cached token, see
+``AnswersNow``) is answered right here, once its body is in, in one write and without an ASGI
+task: for those, uvicorn's cycle (a task, a scope, two writes, the app's layers) cost more than
+the answer (bench/README.md, step 7). Its head is held back from uvicorn until then; any request
+memory does not settle is handed on as it came, body included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from starlette.types import Scope
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from authserver.answer import Answer
+
+log = logging.getLogger("authserver")
+
+HELD_BODY = 16 * 1024  # bytes of body held back at most; past it uvicorn gets the request
+
+
+class AnswersNow(Protocol):
+    """What answers complete requests from memory (authserver.http.oauth_posts.OAuthPosts)."""
+
+    @property
+    def now_paths(self) -> frozenset[bytes]: ...
+
+    def answer_now(
+        self, scope: Scope, body: bytes, write: Callable[[Answer, bytes], None]
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -43,7 +69,10 @@ _FULL = _refusal(503, "Service Unavailable")
 
 
 class GuardedProtocol(HttpToolsProtocol):
-    limits: ConnectionLimits  # set on the subclass each listener gets (``guarded``)
+    # Set on the subclass each listener gets (``guarded``).
+    limits: ConnectionLimits
+    now: AnswersNow | None = None
+    now_paths: frozenset[bytes] = frozenset()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -51,6 +80,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_count = 0
         self._refused = False
+        self._held: bytearray | None = None  # the body of a request held back from uvicorn
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -96,17 +126,86 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self._arm(self.limits.body_timeout)
+        if self._may_answer_now():
+            self._held = bytearray()
+            return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        if not self._refused:
+        if self._refused:
+            return
+        held = self._held
+        if held is None:
             super().on_body(body)
+            return
+        held += body
+        if len(held) > HELD_BODY:
+            self._hand_on()
 
     def on_message_complete(self) -> None:
         if self._refused:
             return
         self._disarm()  # the request is in: what the app takes is not the client's doing
+        if self._held is not None:
+            if self._answered_now(bytes(self._held)):
+                self._held = None
+                return
+            self._hand_on()
         super().on_message_complete()
+
+    def shutdown(self) -> None:
+        if self._held is not None:
+            self._hand_on()  # a request on its way is answered while draining, as any other
+        super().shutdown()
+
+    def _may_answer_now(self) -> bool:
+        """Might memory answer this request once its body is in? Only a plain one: a path it
+        may answer, POST, HTTP/1.1 kept alive, no 100-continue, no request before it still in
+        progress (pipelined requests are answered in order by uvicorn)."""
+        parser = self.parser
+        return (
+            self.url in self.now_paths
+            and parser.get_method() == b"POST"
+            and parser.get_http_version() == "1.1"
+            and parser.should_keep_alive()
+            and not self.expect_100_continue
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.flow.write_paused  # a client not reading its answers waits in uvicorn
+            and self.limit_concurrency is None
+        )
+
+    def _answered_now(self, body: bytes) -> bool:
+        now = self.now
+        if now is None:
+            return False
+        # uvicorn's scope type is a TypedDict; an ASGI app sees a plain mapping.
+        scope: Scope = self.scope  # type: ignore[assignment]
+        path = self.root_path + self.url.decode("ascii")
+        scope.update(method="POST", path=path, raw_path=path.encode(), query_string=b"")
+        try:
+            return now.answer_now(scope, body, self._write_answer)
+        except Exception:
+            # Never a broken connection for it: the full path answers (and logs what it meets).
+            log.exception("answering from memory failed; handing the request on")
+            return False
+
+    def _write_answer(self, answer: Answer, request_id: bytes) -> None:
+        """The whole response in one write, as uvicorn would have sent it in two; then what
+        uvicorn does after a response (keep-alive timer, next pipelined request)."""
+        parts = [STATUS_LINE[answer.status]]
+        for name, value in (*self.server_state.default_headers, *answer.headers):
+            parts += (name, b": ", value, b"\r\n")
+        parts += (b"x-request-id: ", request_id, b"\r\n\r\n", answer.body)
+        self.transport.write(b"".join(parts))
+        self.on_response_complete()
+
+    def _hand_on(self) -> None:
+        """Give uvicorn the held request as if it had just arrived: its cycle and task, and
+        the body so far."""
+        held, self._held = self._held, None
+        super().on_headers_complete()
+        if held:
+            super().on_body(bytes(held))
 
     def _grown(self, size: int) -> bool:
         """Count head bytes; refuse the request with 431 once over a limit."""
@@ -140,6 +239,9 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def guarded(limits: ConnectionLimits) -> type[GuardedProtocol]:
-    """The protocol class one listener runs, with its limits."""
-    return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits})
+def guarded(limits: ConnectionLimits, now: AnswersNow | None = None) -> type[GuardedProtocol]:
+    """The protocol class one listener runs, with its limits and what answers from memory."""
+    paths = frozenset() if now is None else now.now_paths
+    return type(
+        "GuardedProtocol", (GuardedProtocol,), {"limits": limits, "now": now, "now_paths": paths}
+    )

@@ -1,0 +1,131 @@
+"""Introspection answered from memory: the hottest request, settled without a wait.
+
+Resource servers introspect every API request, mostly with the same few clients and tokens a
+moment apart. When the caller's client is in the client cache (db.client_cache) and the token
+in the token cache (db.token_cache), nothing is left to wait for, so the connection answers at
+once (authserver.http.protocol) instead of starting the load → decide → store path. The answer
+is the one that path gives, to the byte (tests/test_memory_answers.py); any request this module
+is not sure of (another parameter, another way to authenticate, a client paused for anything,
+a token not cached) gets None and goes the full way.
+
+Two steps of the full path are shortened, not skipped:
+- the client's secret: a Basic header that proved a secret is remembered by its SHA-256 along
+  with the cached client entry it was checked against; it counts only while the cache still
+  holds that very entry (a changed or rotated secret is a new entry);
+- the token's MAC: a token whose digest the cache holds is a stored token (finding another
+  string with that digest is out of reach), so its MAC was checked when it was first looked up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+
+from authserver.answer import JSON, NO_STORE, Answer
+from authserver.db.client_cache import ClientCache
+from authserver.db.token_cache import Entry, TokenCache
+from authserver.errors import ProtocolError
+from authserver.models import ClientAuth
+from authserver.oauth.introspection import actor_claim
+from authserver.oauth.params import client_credentials
+from authserver.security.client_secrets import SecretHasher
+from authserver.security.tokens import token_digest
+
+# What oauthlib's IntrospectEndpoint sends (authserver.oauth.decide), in oauth_response's order.
+_HEADERS = (*NO_STORE, JSON)
+_PARAMS = frozenset({"token", "token_type_hint"})
+_REMEMBERED = 1024  # Basic headers remembered at most; past it the memo starts over
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps quotes strings with
+
+
+class MemoryIntrospection:
+    def __init__(
+        self,
+        clients: ClientCache,
+        tokens: TokenCache,
+        secrets: SecretHasher,
+        issuer: str,
+        on_introspected: Callable[[bool], None],
+    ) -> None:
+        self._clients = clients
+        self._tokens = tokens
+        self._secrets = secrets
+        self._issued_by = f', "iss": {_quote(issuer)}'
+        self._on_introspected = on_introspected
+        self._proved: dict[bytes, ClientAuth] = {}  # SHA-256 of a Basic header → its client
+
+    @property
+    def enabled(self) -> bool:
+        return self._tokens.enabled
+
+    def answer(self, authorization: bytes, params: dict[str, str]) -> tuple[Answer, str] | None:
+        """The answer and the caller's client id, or None: "answer it the full way".
+        ``authorization`` is the request's Authorization header, as sent."""
+        if not _PARAMS.issuperset(params):
+            return None
+        token = params.get("token")
+        if not token:
+            return None
+        auth = self._caller(authorization, params)
+        if auth is None:
+            return None
+        entry = self._tokens.hit(token_digest(token))
+        if entry is None:
+            return None
+        self._on_introspected(True)
+        body = self._body(entry).encode()
+        headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
+        return Answer(200, headers, body), auth.client.client_id
+
+    def _caller(self, authorization: bytes, params: dict[str, str]) -> ClientAuth | None:
+        """The client that this Basic header proves, if it may introspect unpaused."""
+        key = hashlib.sha256(authorization).digest()
+        auth = self._proved.get(key)
+        if auth is not None and self._clients.peek(auth.client.client_id) is auth:
+            return auth
+        self._proved.pop(key, None)
+        if authorization[:6].lower() != b"basic ":
+            return None
+        try:
+            credentials = client_credentials(authorization.decode("latin-1"), params)
+        except ProtocolError:
+            return None  # a malformed header: the full path says why
+        if credentials.client_id is None or credentials.secret is None:
+            return None
+        auth = self._clients.peek(credentials.client_id)
+        if auth is None or auth.paused_for:
+            return None
+        client = auth.client
+        if not (client.active and client.introspection):
+            return None
+        if not self._secrets.verify(credentials.secret, auth.secrets):
+            return None
+        if len(self._proved) >= _REMEMBERED:
+            self._proved.clear()
+        self._proved[key] = auth
+        return auth
+
+    def _body(self, entry: Entry) -> str:
+        """json.dumps({"active": True, **introspection_claims(row)}), from the entry."""
+        expires, created, client_id, user_id, scope, username, _, _, audience, actors = entry
+        parts = [
+            '{"active": true, "scope": ',
+            _quote(scope),
+            ', "client_id": ',
+            _quote(client_id),
+            f', "token_type": "Bearer", "iat": {int(created)}',
+            self._issued_by,
+        ]
+        if expires != math.inf:
+            parts.append(f', "exp": {int(expires)}')
+        if user_id is not None:
+            parts += (', "sub": ', _quote(user_id), ', "username": ')
+            parts.append("null" if username is None else _quote(username))
+        if audience is not None:
+            parts += (', "aud": ', _quote(audience))
+        if actors:
+            parts += (', "act": ', json.dumps(actor_claim(actors)))
+        parts.append("}")
+        return "".join(parts)
