@@ -54,7 +54,7 @@ from authserver.oauth.guesses import Guesses, GuessLimits
 from authserver.oauth.introspection import Introspector
 from authserver.oauth.legacy import LegacyTokens
 from authserver.oauth.load import Loader
-from authserver.oauth.memory import MemoryIntrospection
+from authserver.oauth.memory import Forgeries, MemoryIntrospection
 from authserver.oauth.metadata import DeviceGrantAdvert, metadata
 from authserver.oauth.openid import IdTokenSigner
 from authserver.oauth.userinfo import UserInfo
@@ -203,6 +203,13 @@ def _build(
         device_poll_interval=settings.device_poll_interval,
     )
     user_codes = UserCodeHasher(keyring)
+    guesses = Guesses(
+        store,
+        GuessLimits(
+            settings.client_max_guesses, settings.introspection_max_guesses, settings.login_lockout
+        ),
+        metrics.guessed,
+    )
     bridge = Bridge(
         Loader(
             store=store,
@@ -223,15 +230,7 @@ def _build(
             DeviceTiming(settings.device_code_ttl, settings.device_poll_interval),
             user_codes,
         ),
-        Guesses(
-            store,
-            GuessLimits(
-                settings.client_max_guesses,
-                settings.introspection_max_guesses,
-                settings.login_lockout,
-            ),
-            metrics.guessed,
-        ),
+        guesses,
         on_introspected=metrics.introspected,
         on_paused=metrics.refused_paused,
         on_revoked=token_cache.forget,
@@ -292,7 +291,12 @@ def _build(
         ),
         health=Health(store.ping),
         memory=MemoryIntrospection(
-            client_cache, token_cache, secrets, settings.issuer, metrics.introspected
+            client_cache,
+            token_cache,
+            secrets,
+            settings.issuer,
+            Forgeries(codec, legacy, guesses),
+            on_introspected=metrics.introspected,
         ),
     )
 

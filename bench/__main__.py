@@ -98,7 +98,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print("bench: interrupted; servers and database stopped", file=sys.stderr)
         return 130
-    verdicts = judge(outcome.runs, outcome.final_rss)
+    verdicts = judge(outcome.runs, outcome.final_rss, outcome.cache_entries)
     write_results(args.output, outcome.meta, outcome.runs, verdicts, outcome.peer_runs)
     print()
     print(table(verdicts))

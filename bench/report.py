@@ -58,12 +58,17 @@ class Verdict:
     problems: tuple[str, ...] = ()
 
 
-def judge(runs: list[Run], final_rss: int) -> list[Verdict]:
+def judge(runs: list[Run], final_rss: int, cache_entries: int | None = None) -> list[Verdict]:
+    """``final_rss``: the largest server process's, after all runs (and, when
+    ``cache_entries`` is given, after filling the introspection cache to that many)."""
     verdicts = _pairs(runs, peers=False)
     verdicts.append(_scale(runs))
+    name = "authserver RSS, largest process"
+    if cache_entries is not None:
+        name += f", {cache_entries:,} cached"
     verdicts.append(
         Verdict(
-            name="authserver RSS after all runs",
+            name=name,
             rows=None,
             rate=None,
             unit="",

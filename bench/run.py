@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ import asyncpg
 from authserver.db.migrate import migrate
 from authserver.http.session import cookie_name
 from bench import device, requests
+from bench.cache_fill import fill_cache
 from bench.config import INTROSPECT_PATH, ISSUER, TOKEN_PATH, Profile
 from bench.cpu import NOISY_OTHER_CORES, CpuWatch, postmaster_pid
 from bench.exchange import RESPONSE_PATTERN, exchange_requests
@@ -48,7 +49,8 @@ _INACTIVE = '"active"%s*:%s*false'
 class Outcome:
     meta: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
-    final_rss: int = 0
+    final_rss: int = 0  # of the largest server process, after all runs
+    cache_entries: int | None = None  # introspection cache entries then, if it was filled
     peer_runs: list[Run] = field(default_factory=list)  # each peer over authserver
 
 
@@ -142,7 +144,15 @@ class Bench:
                         if self.peers and size == self.profile.sizes[0]:
                             # At the smallest table: the peers' own tables are as small.
                             await self._peer_section(db, auth, files, rows)
-                    self.outcome.final_rss = auth.rss_bytes()
+                    if self.profile.introspection_cache_entries != 0:
+                        fill = await self._timed(
+                            "fill the introspection cache",
+                            fill_cache(conn, seeded, auth, self.wrk, self.out),
+                        )
+                        self.outcome.meta["cache_fill"] = asdict(fill)
+                        self.outcome.cache_entries = fill.entries
+                    # The largest process: the budget is per process (a worker), not their sum.
+                    self.outcome.final_rss = max(auth.process_rss_bytes().values())
                     self.outcome.meta["floor_final_rss_bytes"] = floor.rss_bytes()
             finally:
                 await conn.close()

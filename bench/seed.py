@@ -93,7 +93,7 @@ async def seed_base(conn: asyncpg.Connection, *, valid_tokens: int, sessions: in
     )
     grants = tuple(Grant(r["grant_id"], r["user_id"], r["client_id"]) for r in rows)
     cookies = await _sessions(conn, flow_client.client_id, sessions)
-    valid = await _access_tokens(conn, rng, grants, web, valid_tokens)
+    valid = await access_tokens(conn, rng, grants, web, valid_tokens)
     return Seeded(
         introspector=introspector,
         web_clients=tuple(web),
@@ -184,7 +184,7 @@ async def _sessions(conn: asyncpg.Connection, client_id: str, count: int) -> tup
     return tuple(cookies)
 
 
-async def _access_tokens(
+async def access_tokens(
     conn: asyncpg.Connection,
     rng: random.Random,
     grants: Sequence[Grant],

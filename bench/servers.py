@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -35,6 +35,16 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    admin_address: str | None = None  # authserver's admin listener, host:port
+
+    def process_rss_bytes(self) -> dict[int, int]:
+        """Resident memory now of each of its processes (the server and its workers)."""
+        self.rss_bytes()  # fails the bench if the server died
+        sizes = {}
+        for pid in tree_pids(self.process.pid):
+            with contextlib.suppress(OSError, RuntimeError):
+                sizes[pid] = rss_bytes(pid)
+        return sizes
 
     @property
     def pid(self) -> int:
@@ -109,7 +119,7 @@ def running(
         argv += ["serve", *(["--workers", str(workers)] if workers != 1 else [])]
     env = production_environ(database_url, port, workers, settings)
     with running_command(name, argv, env, port, log) as server:
-        yield server
+        yield replace(server, admin_address=env["AUTHSERVER_ADMIN_ADDR"])
 
 
 @contextmanager

@@ -96,16 +96,21 @@ async def setup(database_url: str, tmp_path: Path) -> AsyncIterator[Setup]:
         live_server(database_url, tmp_path / "server.log", **CACHED) as server,
         httpx.AsyncClient(timeout=5.0) as http,
     ):
-        response = await http.put(
-            server.admin_url + "/users/owner-1",
-            json={"login": 'zoë "the owner"', "password": PASSWORD},
-            headers=ADMIN,
-        )
-        assert response.status_code == 201, response.text
-        ready = Setup(server, http)
-        ready.introspector = await ready.register(name="Phraseanet API", introspection=True)
-        ready.app = await ready.register(name="App", password_grant=True)
-        yield ready
+        yield await prepared(server, http)
+
+
+async def prepared(server: LiveServer, http: httpx.AsyncClient) -> Setup:
+    """The owner (a login JSON must escape) and the two clients, registered on ``server``."""
+    response = await http.put(
+        server.admin_url + "/users/owner-1",
+        json={"login": 'zoë "the owner"', "password": PASSWORD},
+        headers=ADMIN,
+    )
+    assert response.status_code == 201, response.text
+    ready = Setup(server, http)
+    ready.introspector = await ready.register(name="Phraseanet API", introspection=True)
+    ready.app = await ready.register(name="App", password_grant=True)
+    return ready
 
 
 def comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -316,3 +321,30 @@ async def test_request_held_at_shutdown_is_answered(setup: Setup) -> None:
         writer.close()
     assert raw.startswith(b"HTTP/1.1 200 OK")
     assert bodies(raw)[0]["active"] is True
+
+
+async def test_forged_token_is_inactive_and_counted_as_a_guess(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Forged tokens are answered inactive from memory and still pause a scanning client."""
+    async with (
+        live_server(
+            database_url, tmp_path / "server.log", **CACHED, introspection_max_guesses="3"
+        ) as server,
+        httpx.AsyncClient(timeout=5.0) as http,
+    ):
+        setup = await prepared(server, http)
+        token = await setup.token(setup.app)
+        await setup.cached(token)
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        answers = [await setup.introspect(forged) for _ in range(3)]
+        assert [answer.json() for answer in answers] == [{"active": False}] * 3
+        text = (await http.get(server.admin_url + "/metrics", headers=ADMIN)).text
+        assert 'authserver_failed_guesses_total{endpoint="introspect",reason="forged"} 3.0' in text
+        for _ in range(100):  # the count reaches PostgreSQL, and the pause the client cache
+            response = await setup.introspect(token)
+            if response.status_code == 429:
+                break
+            await asyncio.sleep(0.02)
+        assert response.status_code == 429
+        assert response.headers["retry-after"]

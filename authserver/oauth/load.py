@@ -22,7 +22,8 @@ from authserver.security.tokens import TokenCodec, TokenKind, token_digest
 from authserver.signin import SignInPolicy
 from authserver.validation import CLIENT_ID
 
-_TOKEN_KINDS = (TokenKind.ACCESS, TokenKind.REFRESH)
+# Kinds a token presented for introspection, revocation or exchange is looked up as.
+LOOKED_UP = (TokenKind.ACCESS, TokenKind.REFRESH)
 
 
 class Loader:
@@ -64,7 +65,7 @@ class Loader:
             if token is None:
                 return
             introspect = flow.endpoint == "introspect"
-            if codec.kind_of(token) in _TOKEN_KINDS:
+            if codec.kind_of(token) in LOOKED_UP:
                 lookup = self._introspect_lookup if introspect else self._lookup
                 flow.token = await lookup(token_digest(token))
             elif self._legacy.recognises(token):
@@ -124,7 +125,7 @@ class Loader:
             return
         subject = params.get("subject_token")
         if subject is not None:
-            if self._codec.kind_of(subject) in _TOKEN_KINDS:
+            if self._codec.kind_of(subject) in LOOKED_UP:
                 flow.token = await self._lookup(token_digest(subject))
             elif self._legacy.recognises(subject):
                 flow.token = await self._legacy.find(subject)

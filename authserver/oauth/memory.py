@@ -6,7 +6,8 @@ in the token cache (db.token_cache), nothing is left to wait for, so the connect
 once (authserver.http.protocol) instead of starting the load → decide → store path. The answer
 is the one that path gives, to the byte (tests/test_memory_answers.py); any request this module
 is not sure of (another parameter, another way to authenticate, a client paused for anything,
-a token not cached) gets None and goes the full way.
+a token not cached and not forged) gets None and goes the full way. A forged token (its MAC
+fails) is answered inactive from memory too, and noted as a guess, as the full path does.
 
 Two steps of the full path are shortened, not skipped:
 - the client's secret: a Basic header that proved a secret is remembered by its SHA-256 along
@@ -28,16 +29,38 @@ from authserver.db.client_cache import ClientCache
 from authserver.db.token_cache import Entry, TokenCache
 from authserver.errors import ProtocolError
 from authserver.models import ClientAuth
+from authserver.oauth.decide import INACTIVE_ANSWER
+from authserver.oauth.guesses import Guesses
 from authserver.oauth.introspection import actor_claim
+from authserver.oauth.legacy import LegacyTokens
+from authserver.oauth.load import LOOKED_UP
 from authserver.oauth.params import client_credentials
 from authserver.security.client_secrets import SecretHasher
-from authserver.security.tokens import token_digest
+from authserver.security.tokens import TokenCodec, token_digest
 
 # What oauthlib's IntrospectEndpoint sends (authserver.oauth.decide), in oauth_response's order.
 _HEADERS = (*NO_STORE, JSON)
 _PARAMS = frozenset({"token", "token_type_hint"})
 _REMEMBERED = 1024  # Basic headers remembered at most; past it the memo starts over
 _quote = json.encoder.encode_basestring_ascii  # what json.dumps quotes strings with
+
+
+class Forgeries:
+    """Tokens whose MAC fails, and that are not shaped like Phraseanet's while some of those are
+    stored: inactive without a lookup, and noted as the client's guesses, as the full path does
+    (authserver.oauth.load)."""
+
+    def __init__(self, codec: TokenCodec, legacy: LegacyTokens, guesses: Guesses) -> None:
+        self._codec = codec
+        self._legacy = legacy
+        self._guesses = guesses
+
+    def forged(self, token: str, client_id: str) -> bool:
+        if self._codec.kind_of(token) in LOOKED_UP or self._legacy.recognises(token):
+            return False
+        # A confidential client's guesses are counted for the client as a whole ("").
+        self._guesses.note(client_id, "introspection", "", "introspect", "forged")
+        return True
 
 
 class MemoryIntrospection:
@@ -47,11 +70,14 @@ class MemoryIntrospection:
         tokens: TokenCache,
         secrets: SecretHasher,
         issuer: str,
+        forgeries: Forgeries,
+        *,
         on_introspected: Callable[[bool], None],
     ) -> None:
         self._clients = clients
         self._tokens = tokens
         self._secrets = secrets
+        self._forgeries = forgeries
         self._issued_by = f', "iss": {_quote(issuer)}'
         self._on_introspected = on_introspected
         self._proved: dict[bytes, ClientAuth] = {}  # SHA-256 of a Basic header → its client
@@ -71,13 +97,17 @@ class MemoryIntrospection:
         auth = self._caller(authorization, params)
         if auth is None:
             return None
+        client_id = auth.client.client_id
         entry = self._tokens.hit(token_digest(token))
         if entry is None:
-            return None
+            if not self._forgeries.forged(token, client_id):
+                return None  # a token worth a lookup
+            self._on_introspected(False)
+            return INACTIVE_ANSWER, client_id
         self._on_introspected(True)
         body = self._body(entry).encode()
         headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
-        return Answer(200, headers, body), auth.client.client_id
+        return Answer(200, headers, body), client_id
 
     def _caller(self, authorization: bytes, params: dict[str, str]) -> ClientAuth | None:
         """The client that this Basic header proves, if it may introspect unpaused."""
