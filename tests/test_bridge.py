@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import pytest
 
+from authserver.answer import Answer
 from authserver.models import Client, TokenRow
 from authserver.oauth.bridge import TokenRequest
 from authserver.oauth.decide import FORM, Decider
@@ -209,10 +210,8 @@ def test_introspection_shortcut_answers_as_oauthlib() -> None:
         assert flow.introspected_active == theirs.introspected_active, name
 
 
-def test_introspection_shortcut_is_taken() -> None:
-    """A valid introspection request is decided without touching oauthlib's endpoints."""
-    cases = {name: (flow, params) for name, flow, params in introspection_cases()}
-    flow, params = cases["active/introspector/token/auth"]
+def untouchable_endpoints() -> OAuthEndpoints:
+    """Endpoints whose every oauthlib call fails the test."""
 
     def untouchable(*args: Any) -> Any:
         raise AssertionError("oauthlib was called")
@@ -224,11 +223,103 @@ def test_introspection_shortcut_is_taken() -> None:
         create_device_authorization_response=untouchable,
     )
     oauthlib = SimpleNamespace(
-        token=endpoint, revocation=endpoint, introspection=endpoint, device=endpoint
+        token=endpoint,
+        revocation=endpoint,
+        introspection=endpoint,
+        device=endpoint,
+        mint_access=lambda: CODEC.mint(TokenKind.ACCESS),
+        access_token_ttl=3600,
     )
-    answer = Decider(cast(OAuthEndpoints, oauthlib), ISSUER).decide(flow, params)
+    return cast(OAuthEndpoints, oauthlib)
+
+
+def test_introspection_shortcut_is_taken() -> None:
+    """A valid introspection request is decided without touching oauthlib's endpoints."""
+    cases = {name: (flow, params) for name, flow, params in introspection_cases()}
+    flow, params = cases["active/introspector/token/auth"]
+
+    answer = Decider(untouchable_endpoints(), ISSUER).decide(flow, params)
     assert answer.status == 200
     assert json.loads(answer.body)["active"] is True
+
+
+def client_credentials_cases() -> Iterator[tuple[str, Flow, dict[str, str]]]:
+    """Client-credentials requests in every state the load phase can leave them in."""
+    clients = {
+        "web": web_client(),
+        "public": web_client(client_type="desktop"),
+        "inactive": replace(web_client(), active=False),
+        "unknown": None,
+    }
+    scopes = {
+        "default": None,
+        "read": "read",
+        "both, reversed": "write read",
+        "repeated": "read read",
+        "padded": " read ",
+        "double space": "read  write",
+        "openid": "openid",
+        "with profile": "read profile",
+        "unknown": "admin",
+        "blank": " ",
+    }
+    extras = {"none": {}, "client_id in body": {"client_id": "client-1"}}
+    for (client_name, client), (scope_name, scope), (extra_name, extra), authenticated in product(
+        clients.items(), scopes.items(), extras.items(), (True, False)
+    ):
+        flow = Flow("token", ClientCredentials("client-1", "secret", "basic"))
+        flow.client, flow.client_authenticated = client, authenticated
+        params = {"grant_type": "client_credentials", **extra}
+        if scope is not None:
+            params["scope"] = scope
+        secret = "auth" if authenticated else "bad secret"
+        yield f"{client_name}/{scope_name}/{extra_name}/{secret}", flow, params
+
+
+def _issued(answer: Answer, intents: list[Any]) -> tuple[Answer, list[Any]]:
+    """The answer and intents with the access token (random) replaced by a fixed value."""
+    if answer.status != 200:
+        return answer, intents
+    body = json.loads(answer.body)
+    token = body["access_token"]
+    body["access_token"] = "<token>"
+    same = json.dumps(body).encode()
+    headers = [
+        (name, str(len(same)).encode() if name == b"content-length" else value)
+        for name, value in answer.headers
+    ]
+    kept = [
+        replace(intent, access_token="<token>")
+        if isinstance(intent, IssueTokens) and intent.access_token == token
+        else intent
+        for intent in intents
+    ]
+    return Answer(answer.status, headers, same), kept
+
+
+def test_client_credentials_shortcut_answers_as_oauthlib() -> None:
+    """decide's client-credentials answer, with or without oauthlib, is oauthlib's own (the
+    token aside, which is random), with the same intents."""
+    oauthlib = endpoints()
+    decide = Decider(oauthlib, ISSUER).decide
+    for name, flow, params in client_credentials_cases():
+        theirs = deepcopy(flow)
+        with active(theirs):
+            expected = oauthlib.token.create_token_response(
+                f"{ISSUER}/oauth2/token", "POST", encode_form(params), {"Content-Type": FORM}
+            )
+        ours = _issued(decide(flow, params), flow.intents)
+        assert ours == _issued(oauth_response(*expected), theirs.intents), name
+
+
+def test_client_credentials_shortcut_is_taken() -> None:
+    """A valid client-credentials request is decided without touching oauthlib's endpoints."""
+    flow, params = client_credentials_flow()
+
+    answer = Decider(untouchable_endpoints(), ISSUER).decide(flow, params)
+    assert answer.status == 200
+    assert json.loads(answer.body)["scope"] == "read write"
+    assert [type(intent) for intent in flow.intents] == [IssueTokens]
 
 
 def test_reprs_hold_no_secrets() -> None:

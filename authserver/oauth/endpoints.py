@@ -95,6 +95,9 @@ class OAuthEndpoints:
     introspection: IntrospectEndpoint
     userinfo: UserInfoEndpoint
     device: DeviceEndpoint
+    # What the bearer token type issues with, for answers made without oauthlib (decide).
+    mint_access: Callable[[], str]
+    access_token_ttl: int
 
 
 def build_endpoints(
@@ -154,6 +157,8 @@ def build_endpoints(
         introspection=IntrospectEndpoint(validator),
         userinfo=UserInfoEndpoint(validator),
         device=device,
+        mint_access=lambda: access_token(None),
+        access_token_ttl=access_token_ttl,
     )
 
 
