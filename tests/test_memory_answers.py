@@ -15,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from authserver.security.tokens import TokenKind
 from tests.conftest import ADMIN_TOKEN
 from tests.live_server import LiveServer, live_server
+from tests.oauth_support import CODEC
 from tests.token_support import basic
 
 CACHED = {"client_cache_ttl": "30", "introspection_cache_entries": "1000", "drain_delay": "0"}
@@ -226,10 +228,15 @@ async def test_revoked_token_reads_inactive_at_once(setup: Setup) -> None:
     assert (await setup.introspect(token)).json() == {"active": False}
 
 
+async def connect(server: LiveServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A plain TCP connection to the server's public listener."""
+    host, port = server.public_url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
 async def raw_exchange(server: LiveServer, *writes: bytes, pause: float = 0.0) -> bytes:
     """Send ``writes`` on one connection (``pause`` seconds apart), then read until it closes."""
-    host, port = server.public_url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(server)
     try:
         for data in writes:
             writer.write(data)
@@ -268,7 +275,7 @@ async def test_pipelined_requests_are_answered_in_order(setup: Setup) -> None:
     token = await setup.token(setup.app)
     await setup.cached(token)
     one = introspection(setup.introspector, token)
-    unknown = introspection(setup.introspector, token[:-2] + "xx")
+    unknown = introspection(setup.introspector, CODEC.mint(TokenKind.ACCESS))  # a lookup
     last = introspection(setup.introspector, token, close=True)
     raw = await raw_exchange(setup.server, one + unknown + last)
     assert raw.count(b"HTTP/1.1 200 OK") == 3
@@ -305,8 +312,7 @@ async def test_request_held_at_shutdown_is_answered(setup: Setup) -> None:
     await setup.cached(token)
     request = introspection(setup.introspector, token)
     head, body = request.split(b"\r\n\r\n", 1)
-    host, port = setup.server.public_url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(setup.server)
     try:
         writer.write(head + b"\r\n\r\n")
         await writer.drain()
@@ -348,3 +354,44 @@ async def test_forged_token_is_inactive_and_counted_as_a_guess(
             await asyncio.sleep(0.02)
         assert response.status_code == 429
         assert response.headers["retry-after"]
+
+
+async def test_request_after_an_answer_from_memory_outlives_the_keep_alive(setup: Setup) -> None:
+    """A request begun in the same write as an answer from memory, handed on and finished
+    later than uvicorn's 5 s keep-alive, is still answered."""
+    token = await setup.token(setup.app)
+    await setup.cached(token)
+    follow = introspection(setup.introspector, CODEC.mint(TokenKind.ACCESS), close=True)
+    raw = await raw_exchange(
+        setup.server, introspection(setup.introspector, token) + follow[:40], follow[40:], pause=6
+    )
+    assert [entry["active"] for entry in bodies(raw)] == [True, False]
+
+
+async def test_declared_body_over_the_limit_is_refused_at_once(setup: Setup) -> None:
+    """A Content-Length past 16 KiB is refused on the head alone, not held for a body."""
+    head = introspection(setup.introspector, "x").split(b"\r\n\r\n", 1)[0]
+    head = re.sub(rb"Content-Length: \d+", b"Content-Length: 20000", head)
+    reader, writer = await connect(setup.server)
+    try:
+        writer.write(head + b"\r\n\r\n")
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 3.0)
+    finally:
+        writer.close()
+    assert status.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_client_leaving_a_held_request_is_logged(setup: Setup) -> None:
+    """A client that leaves before its held request's body is in gets its 499 access line."""
+    token = await setup.token(setup.app)
+    _, writer = await connect(setup.server)
+    writer.write(introspection(setup.introspector, token)[:-5])
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.close()
+    await asyncio.sleep(0.3)  # access lines wait up to 50 ms for their batch
+    lines = [json.loads(line) for line in setup.server.output().splitlines() if "{" in line[:1]]
+    assert any(
+        line.get("status") == 499 and line.get("route") == "/oauth2/introspect" for line in lines
+    )

@@ -160,6 +160,12 @@ class OAuthPosts:
         self.observer.done(scope, rid, _INTROSPECT.path, answer.status, started, client_id)
         return True
 
+    def left(self, scope: Scope, since: float) -> None:
+        """A request held for ``answer_now`` whose client left first: its access line and
+        metrics, as ``__call__`` gives one (499)."""
+        rid, _ = self.observer.request_id(scope)
+        self.observer.done(scope, rid, _INTROSPECT.path, CLIENT_CLOSED, since)
+
     @property
     def now_paths(self) -> frozenset[bytes]:
         """The raw paths whose requests ``answer_now`` may answer: introspection's, when its

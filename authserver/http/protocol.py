@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,6 +46,9 @@ class AnswersNow(Protocol):
     def answer_now(
         self, scope: Scope, body: bytes, write: Callable[[Answer, bytes], None]
     ) -> bool: ...
+
+    def left(self, scope: Scope, since: float) -> None:
+        """A held request's client left before its body was in."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_count = 0
         self._refused = False
         self._held: bytearray | None = None  # the body of a request held back from uvicorn
+        self._held_since = 0.0  # perf_counter when its head was in
+        self._written = False  # the held request's answer is out
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -93,6 +99,9 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._held is not None and self.now is not None:
+            self.now.left(self._asgi_scope(), self._held_since)  # noted as the full path does
+            self._held = None
         if self._refused and self.transport is None:
             return  # refused at the door: never counted among the connections
         super().connection_lost(exc)
@@ -109,6 +118,12 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._head_bytes = 0
         self._head_count = 0
+        # A request answered from memory ends inside data_received, so the next one may begin
+        # in the same read: no keep-alive timer may run under it (uvicorn's own answers end
+        # later, in their task), and its head has the usual time to arrive.
+        self._unset_keepalive_if_required()
+        if self._deadline is None:
+            self._arm(self.limits.header_timeout)
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -128,6 +143,12 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm(self.limits.body_timeout)
         if self._may_answer_now():
             self._held = bytearray()
+            self._held_since = time.perf_counter()
+            # What uvicorn would put in the scope now (it does again if the request is handed on).
+            path = self.root_path + self.url.decode("ascii")
+            self.scope.update(  # type: ignore[call-arg]
+                method="POST", path=path, raw_path=path.encode(), query_string=b""
+            )
             return
         super().on_headers_complete()
 
@@ -172,22 +193,26 @@ class GuardedProtocol(HttpToolsProtocol):
             and (self.cycle is None or self.cycle.response_complete)
             and not self.flow.write_paused  # a client not reading its answers waits in uvicorn
             and self.limit_concurrency is None
+            and _fits(self.headers)
         )
 
     def _answered_now(self, body: bytes) -> bool:
         now = self.now
         if now is None:
             return False
+        self._written = False
+        try:
+            return now.answer_now(self._asgi_scope(), body, self._write_answer)
+        except Exception:
+            # Never a broken connection for it: the full path answers (and logs what it meets),
+            # unless the answer is already out.
+            log.exception("answering from memory failed")
+            return self._written
+
+    def _asgi_scope(self) -> Scope:
         # uvicorn's scope type is a TypedDict; an ASGI app sees a plain mapping.
         scope: Scope = self.scope  # type: ignore[assignment]
-        path = self.root_path + self.url.decode("ascii")
-        scope.update(method="POST", path=path, raw_path=path.encode(), query_string=b"")
-        try:
-            return now.answer_now(scope, body, self._write_answer)
-        except Exception:
-            # Never a broken connection for it: the full path answers (and logs what it meets).
-            log.exception("answering from memory failed; handing the request on")
-            return False
+        return scope
 
     def _write_answer(self, answer: Answer, request_id: bytes) -> None:
         """The whole response in one write, as uvicorn would have sent it in two; then what
@@ -197,6 +222,7 @@ class GuardedProtocol(HttpToolsProtocol):
             parts += (name, b": ", value, b"\r\n")
         parts += (b"x-request-id: ", request_id, b"\r\n\r\n", answer.body)
         self.transport.write(b"".join(parts))
+        self._written = True
         self.on_response_complete()
 
     def _hand_on(self) -> None:
@@ -237,6 +263,15 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True  # the app, if it started, is told the client is gone
         self.transport.close()
+
+
+def _fits(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Is the declared body (if declared) one worth holding? A larger one, or a malformed
+    length, goes to uvicorn at once: the full path refuses it on its head alone."""
+    for name, value in headers:
+        if name == b"content-length":
+            return value.isdigit() and int(value) <= HELD_BODY
+    return True
 
 
 def guarded(limits: ConnectionLimits, now: AnswersNow | None = None) -> type[GuardedProtocol]:
