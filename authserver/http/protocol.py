@@ -122,8 +122,8 @@ class GuardedProtocol(HttpToolsProtocol):
         # in the same read: no keep-alive timer may run under it (uvicorn's own answers end
         # later, in their task), and its head has the usual time to arrive.
         self._unset_keepalive_if_required()
-        if self._deadline is None:
-            self._arm(self.limits.header_timeout)
+        if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm(self.limits.header_timeout)  # as data_received does for a next request
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
