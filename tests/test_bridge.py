@@ -169,6 +169,8 @@ def introspection_cases() -> Iterator[tuple[str, Flow, dict[str, str]]]:
         "other digest": replace(live, digest=token_digest(token + "x")),
         "no row": None,
         "user-less": replace(live, user_id=None, username=None, expires_at=None),
+        "username to escape": replace(live, username='zoë "the owner" \\ \u2028'),
+        "exchanged": replace(live, audience="resource-1", actors=("client-2", "client-3")),
     }
     clients = {
         "introspector": replace(web_client(), introspection=True),

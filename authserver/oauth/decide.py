@@ -17,35 +17,31 @@ from authserver.answer import Answer
 from authserver.oauth.endpoints import OAuthEndpoints
 from authserver.oauth.flow import Flow, active
 from authserver.oauth.intents import IssueTokens
-from authserver.oauth.introspection import INACTIVE, loaded_claims
+from authserver.oauth.introspection import INACTIVE_ANSWER, ActiveAnswers, introspected
 from authserver.oauth.params import encode_form
-from authserver.oauth.responses import Triple, oauth_error, oauth_response
+from authserver.oauth.responses import (
+    OAUTHLIB_JSON_HEADERS,
+    Triple,
+    oauth_error,
+    oauth_response,
+)
 from authserver.oidc.claims import IDENTITY_SCOPES
 
 log = logging.getLogger("authserver.oauth")
 
 FORM = "application/x-www-form-urlencoded"
 
-# What oauthlib's IntrospectEndpoint answers a valid request with.
-_INTROSPECTION_HEADERS = {
-    "Content-Type": "application/json",
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-}
-INACTIVE_ANSWER = oauth_response(_INTROSPECTION_HEADERS, json.dumps(INACTIVE), 200)
 _SERVER_ERROR = oauth_error(500, "server_error", "an unexpected error occurred")
 _UNPARSED = oauth_error(400, "invalid_request", "the request could not be parsed")
 
 
-# What oauthlib's ClientCredentialsGrant answers an issue with.
-_TOKEN_HEADERS = _INTROSPECTION_HEADERS
 _CLIENT_CREDENTIALS = "client_credentials"
 _CC_PARAMS = frozenset({"grant_type", "scope"})
 
 
 class Decider:
     def __init__(self, endpoints: OAuthEndpoints, issuer: str) -> None:
-        self._issuer = issuer
+        self._active = ActiveAnswers(issuer)
         self._mint_access = endpoints.mint_access
         self._access_token_ttl = endpoints.access_token_ttl
         self._calls: dict[str, tuple[Callable[..., Triple], str]] = {
@@ -70,11 +66,8 @@ class Decider:
             # settled by now), then answers the validator's claims. Building its Request costs
             # more than the rest of the decision, so the answer is made here, the same way
             # (tests/test_bridge.py compares the two).
-            claims = loaded_claims(flow, token, self._issuer)
-            if claims is None:
-                return INACTIVE_ANSWER
-            body = json.dumps({"active": True, **claims})
-            return oauth_response(_INTROSPECTION_HEADERS, body, 200)
+            row = introspected(flow, token)
+            return INACTIVE_ANSWER if row is None else self._active.of_row(row)
         if (
             flow.endpoint == "token"
             and params.get("grant_type") == _CLIENT_CREDENTIALS
@@ -130,4 +123,4 @@ class Decider:
                 family_id=None,
             )
         )
-        return oauth_response(_TOKEN_HEADERS, json.dumps(answer), 200)
+        return oauth_response(OAUTHLIB_JSON_HEADERS, json.dumps(answer), 200)

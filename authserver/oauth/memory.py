@@ -20,29 +20,24 @@ Two steps of the full path are shortened, not skipped:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Callable
 
-from authserver.answer import JSON, NO_STORE, Answer
+from authserver.answer import Answer
 from authserver.db.client_cache import ClientCache
-from authserver.db.token_cache import Entry, TokenCache
+from authserver.db.token_cache import TokenCache
 from authserver.errors import ProtocolError
 from authserver.models import ClientAuth
-from authserver.oauth.decide import INACTIVE_ANSWER
 from authserver.oauth.guesses import Guesses
-from authserver.oauth.introspection import actor_claim
+from authserver.oauth.introspection import INACTIVE_ANSWER, ActiveAnswers
 from authserver.oauth.legacy import LegacyTokens
 from authserver.oauth.load import LOOKED_UP
 from authserver.oauth.params import client_credentials
 from authserver.security.client_secrets import SecretHasher
 from authserver.security.tokens import TokenCodec, token_digest
 
-# What oauthlib's IntrospectEndpoint sends (authserver.oauth.decide), in oauth_response's order.
-_HEADERS = (*NO_STORE, JSON)
 _PARAMS = frozenset({"token", "token_type_hint"})
 _REMEMBERED = 1024  # Basic headers remembered at most; past it the memo starts over
-_quote = json.encoder.encode_basestring_ascii  # what json.dumps quotes strings with
 
 
 class Forgeries:
@@ -78,7 +73,7 @@ class MemoryIntrospection:
         self._tokens = tokens
         self._secrets = secrets
         self._forgeries = forgeries
-        self._issued_by = f', "iss": {_quote(issuer)}'
+        self._active = ActiveAnswers(issuer)
         self._on_introspected = on_introspected
         self._proved: dict[bytes, ClientAuth] = {}  # SHA-256 of a Basic header → its client
 
@@ -105,9 +100,18 @@ class MemoryIntrospection:
             self._on_introspected(False)
             return INACTIVE_ANSWER, client_id
         self._on_introspected(True)
-        body = self._body(entry).encode()
-        headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
-        return Answer(200, headers, body), client_id
+        expires, created, issued_to, user_id, scope, username, _, _, audience, actors = entry
+        answer = self._active.answer(
+            scope,
+            issued_to,
+            created,
+            None if expires == math.inf else expires,
+            user_id,
+            username,
+            audience,
+            actors,
+        )
+        return answer, client_id
 
     def _caller(self, authorization: bytes, params: dict[str, str]) -> ClientAuth | None:
         """The client that this Basic header proves, if it may introspect unpaused."""
@@ -136,26 +140,3 @@ class MemoryIntrospection:
             self._proved.clear()
         self._proved[key] = auth
         return auth
-
-    def _body(self, entry: Entry) -> str:
-        """json.dumps({"active": True, **introspection_claims(row)}), from the entry."""
-        expires, created, client_id, user_id, scope, username, _, _, audience, actors = entry
-        parts = [
-            '{"active": true, "scope": ',
-            _quote(scope),
-            ', "client_id": ',
-            _quote(client_id),
-            f', "token_type": "Bearer", "iat": {int(created)}',
-            self._issued_by,
-        ]
-        if expires != math.inf:
-            parts.append(f', "exp": {int(expires)}')
-        if user_id is not None:
-            parts += (', "sub": ', _quote(user_id), ', "username": ')
-            parts.append("null" if username is None else _quote(username))
-        if audience is not None:
-            parts += (', "aud": ', _quote(audience))
-        if actors:
-            parts += (', "act": ', json.dumps(actor_claim(actors)))
-        parts.append("}")
-        return "".join(parts)

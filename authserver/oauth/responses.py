@@ -16,6 +16,13 @@ REALM = "authserver"
 # oauthlib's (headers, body, status), as every oauthlib endpoint answers.
 Triple = tuple[dict[str, str], str, int]
 
+# The headers oauthlib's grants and its introspection endpoint answer JSON with.
+OAUTHLIB_JSON_HEADERS = {
+    "Content-Type": "application/json",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+}
+
 # Set by this module whatever oauthlib said; oauthlib's own values of these are dropped.
 _OURS = frozenset({"cache-control", "pragma", "content-type", "www-authenticate", "content-length"})
 _BASIC_CHALLENGE = (
