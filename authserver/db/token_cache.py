@@ -68,15 +68,11 @@ class TokenCache:
         Phraseanet are served (D9), as ``lookup`` only finds those."""
         if not self.enabled:
             return lookup
-        entries, clock = self._entries, self._clock
 
         async def cached_lookup(digest: bytes) -> TokenRow | None:
-            entry = entries.get(digest)
+            entry = self.hit(digest, legacy=legacy)
             if entry is not None:
-                if entry[0] > clock() and (entry[7] or not legacy):
-                    self.hits += 1
-                    return _row(digest, entry)
-                self._drop(digest)
+                return _row(digest, entry)
             self.misses += 1
             generation = self._generation
             row = await lookup(digest)
@@ -86,11 +82,15 @@ class TokenCache:
 
         return cached_lookup
 
-    def hit(self, digest: bytes) -> Entry | None:
-        """The token's entry if memory has it and it has not expired, without waiting: None
-        means "ask the database" (not counted as a miss: the lookup that follows is)."""
+    def hit(self, digest: bytes, *, legacy: bool = False) -> Entry | None:
+        """The token's entry if memory has it and it has not expired (``legacy``: and it was
+        imported from Phraseanet), without waiting: None means "ask the database" (not
+        counted as a miss here: the lookup that follows is)."""
         entry = self._entries.get(digest)
-        if entry is None or entry[0] <= self._clock():
+        if entry is None:
+            return None
+        if entry[0] <= self._clock() or (legacy and not entry[7]):
+            self._drop(digest)
             return None
         self.hits += 1
         return entry

@@ -127,10 +127,11 @@ class OAuthPosts:
         """Answer a complete introspection request that memory settles
         (authserver.oauth.memory) through ``write(answer, request id)``, at once: no task, no
         await. False, with nothing written, noted or counted, for any other: the ASGI app
-        answers it. Called by the connection (authserver.http.protocol) once the body is in.
+        answers it. Called by the connection (authserver.http.protocol) once the body is in,
+        for a POST to one of ``now_paths`` with no query and at most ``max_body`` of body.
         """
         memory = self.memory
-        if memory is None or scope["path"] != _INTROSPECT.path or scope["method"] != "POST":
+        if memory is None:
             return False
         started = time.perf_counter()
         authorization = form = None
@@ -172,6 +173,11 @@ class OAuthPosts:
         cache is on; none otherwise."""
         return _NOW_PATHS if self.memory is not None else frozenset()
 
+    @property
+    def max_body(self) -> int:
+        """Bytes of body past which no request is answered now (the full path refuses it)."""
+        return MAX_BODY
+
     async def _answer(
         self, scope: Scope, receive: Receive, endpoint: Endpoint
     ) -> tuple[Answer | None, str | None]:
@@ -199,16 +205,6 @@ class OAuthPosts:
 
 
 async def _intake(scope: Scope, receive: Receive, endpoint: Endpoint) -> TokenRequest:
-    wanted = _head(scope)
-    try:
-        body = await read_asgi_body(receive, wanted.get(b"content-length"), MAX_BODY)
-    except HTTPException:
-        raise InvalidRequest(f"the body must be at most {MAX_BODY} bytes") from None
-    return _request(scope, endpoint, wanted, body)
-
-
-def _head(scope: Scope) -> dict[bytes, str]:
-    """The headers this endpoint reads, once what RFC 6749 asks of them was checked."""
     wanted: dict[bytes, str] = {}
     for name, value in scope["headers"]:
         # The first of a repeated header counts, as with Starlette's Headers.get.
@@ -220,12 +216,10 @@ def _head(scope: Scope) -> dict[bytes, str]:
     charset = options.strip().lower()
     if media_type.strip().lower() != FORM or charset not in ("", "charset=utf-8"):
         raise InvalidRequest(f"the body must be {FORM} (UTF-8)")
-    return wanted
-
-
-def _request(
-    scope: Scope, endpoint: Endpoint, wanted: dict[bytes, str], body: bytes
-) -> TokenRequest:
+    try:
+        body = await read_asgi_body(receive, wanted.get(b"content-length"), MAX_BODY)
+    except HTTPException:
+        raise InvalidRequest(f"the body must be at most {MAX_BODY} bytes") from None
     params = parse_form(body)
     credentials = client_credentials(wanted.get(b"authorization"), params)
     client = scope.get("client")

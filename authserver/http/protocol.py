@@ -34,14 +34,16 @@ from authserver.answer import Answer
 
 log = logging.getLogger("authserver")
 
-HELD_BODY = 16 * 1024  # bytes of body held back at most; past it uvicorn gets the request
-
 
 class AnswersNow(Protocol):
     """What answers complete requests from memory (authserver.http.oauth_posts.OAuthPosts)."""
 
     @property
     def now_paths(self) -> frozenset[bytes]: ...
+
+    @property
+    def max_body(self) -> int:
+        """Bytes of body held back at most; past it uvicorn gets the request."""
 
     def answer_now(
         self, scope: Scope, body: bytes, write: Callable[[Answer, bytes], None]
@@ -77,6 +79,7 @@ class GuardedProtocol(HttpToolsProtocol):
     limits: ConnectionLimits
     now: AnswersNow | None = None
     now_paths: frozenset[bytes] = frozenset()
+    held_body = 0  # bytes: now.max_body
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -160,23 +163,25 @@ class GuardedProtocol(HttpToolsProtocol):
             super().on_body(body)
             return
         held += body
-        if len(held) > HELD_BODY:
-            self._hand_on()
+        if len(held) > self.held_body:
+            self._hand_on(bytes(held))
 
     def on_message_complete(self) -> None:
         if self._refused:
             return
         self._disarm()  # the request is in: what the app takes is not the client's doing
         if self._held is not None:
-            if self._answered_now(bytes(self._held)):
+            body = bytes(self._held)
+            if self._answered_now(body):
                 self._held = None
                 return
-            self._hand_on()
+            self._hand_on(body)
         super().on_message_complete()
 
     def shutdown(self) -> None:
         if self._held is not None:
-            self._hand_on()  # a request on its way is answered while draining, as any other
+            # A request on its way is answered while draining, as any other.
+            self._hand_on(bytes(self._held))
         super().shutdown()
 
     def _may_answer_now(self) -> bool:
@@ -193,7 +198,7 @@ class GuardedProtocol(HttpToolsProtocol):
             and (self.cycle is None or self.cycle.response_complete)
             and not self.flow.write_paused  # a client not reading its answers waits in uvicorn
             and self.limit_concurrency is None
-            and _fits(self.headers)
+            and self._fits()
         )
 
     def _answered_now(self, body: bytes) -> bool:
@@ -225,13 +230,21 @@ class GuardedProtocol(HttpToolsProtocol):
         self._written = True
         self.on_response_complete()
 
-    def _hand_on(self) -> None:
+    def _fits(self) -> bool:
+        """Is the declared body (if declared) one worth holding? A larger one, or a malformed
+        length, goes to uvicorn at once: the full path refuses it on its head alone."""
+        for name, value in self.headers:
+            if name == b"content-length":
+                return value.isdigit() and int(value) <= self.held_body
+        return True
+
+    def _hand_on(self, body: bytes) -> None:
         """Give uvicorn the held request as if it had just arrived: its cycle and task, and
-        the body so far."""
-        held, self._held = self._held, None
+        ``body``, what was held of it."""
+        self._held = None
         super().on_headers_complete()
-        if held:
-            super().on_body(bytes(held))
+        if body:
+            super().on_body(body)
 
     def _grown(self, size: int) -> bool:
         """Count head bytes; refuse the request with 431 once over a limit."""
@@ -265,18 +278,9 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def _fits(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Is the declared body (if declared) one worth holding? A larger one, or a malformed
-    length, goes to uvicorn at once: the full path refuses it on its head alone."""
-    for name, value in headers:
-        if name == b"content-length":
-            return value.isdigit() and int(value) <= HELD_BODY
-    return True
-
-
 def guarded(limits: ConnectionLimits, now: AnswersNow | None = None) -> type[GuardedProtocol]:
     """The protocol class one listener runs, with its limits and what answers from memory."""
-    paths = frozenset() if now is None else now.now_paths
-    return type(
-        "GuardedProtocol", (GuardedProtocol,), {"limits": limits, "now": now, "now_paths": paths}
-    )
+    answering: dict[str, Any] = {}
+    if now is not None:
+        answering = {"now": now, "now_paths": now.now_paths, "held_body": now.max_body}
+    return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits, **answering})
