@@ -37,30 +37,26 @@ class Server:
     log: Path
     admin_address: str | None = None  # authserver's admin listener, host:port
 
-    def process_rss_bytes(self) -> dict[int, int]:
-        """Resident memory now of each of its processes (the server and its workers)."""
-        self.rss_bytes()  # fails the bench if the server died
-        sizes = {}
-        for pid in tree_pids(self.process.pid):
-            with contextlib.suppress(OSError, RuntimeError):
-                sizes[pid] = rss_bytes(pid)
-        return sizes
-
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def rss_bytes(self) -> int:
-        """Resident memory now, of the process and its workers (pages they share are counted
-        in each); a server that died mid-run fails the bench here."""
+    def process_rss_bytes(self) -> dict[int, int]:
+        """Resident memory now of each of its processes (the server and its workers); a server
+        that died mid-run fails the bench here."""
         if self.process.poll() is not None:
             raise ServerError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
-        total = 0
+        sizes = {}
         for pid in tree_pids(self.process.pid):
             # A worker that exited meanwhile, or a zombie, has nothing resident.
             with contextlib.suppress(OSError, RuntimeError):
-                total += rss_bytes(pid)
-        return total
+                sizes[pid] = rss_bytes(pid)
+        return sizes
+
+    def rss_bytes(self) -> int:
+        """Resident memory now, of the process and its workers (pages they share are counted
+        in each)."""
+        return sum(self.process_rss_bytes().values())
 
 
 def free_port() -> int:

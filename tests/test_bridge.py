@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import replace
@@ -24,7 +24,7 @@ from authserver.oauth.endpoints import OAuthEndpoints, assert_synchronous, build
 from authserver.oauth.flow import Flow, active
 from authserver.oauth.intents import IssueCode, IssueDeviceCode, IssueExchanged, IssueTokens
 from authserver.oauth.params import ClientCredentials, encode_form
-from authserver.oauth.responses import oauth_response
+from authserver.oauth.responses import Triple, oauth_response
 from authserver.oauth.validator import Validator
 from authserver.security.keys import Keyring
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
@@ -197,17 +197,27 @@ def _never() -> TokenRow:
     raise AssertionError("refresh_flow always loads a token")
 
 
+def oauthlib_answer(
+    call: Callable[[str, str, str, dict[str, str]], Triple], flow: Flow, params: dict[str, str]
+) -> tuple[Answer, Flow]:
+    """oauthlib's own answer (``call``, one of its endpoints) over a copy of ``flow``, and the
+    copy with what the validator recorded in it."""
+    theirs = deepcopy(flow)
+    uri = f"{ISSUER}/oauth2/{flow.endpoint}"
+    with active(theirs):
+        triple = call(uri, "POST", encode_form(params), {"Content-Type": FORM})
+    return oauth_response(*triple), theirs
+
+
 def test_introspection_shortcut_answers_as_oauthlib() -> None:
     """decide's introspection answer, with or without oauthlib, is oauthlib's own, to the byte."""
     oauthlib = endpoints()
     decide = Decider(oauthlib, ISSUER).decide
     for name, flow, params in introspection_cases():
-        theirs = deepcopy(flow)
-        with active(theirs):
-            expected = oauthlib.introspection.create_introspect_response(
-                f"{ISSUER}/oauth2/introspect", "POST", encode_form(params), {"Content-Type": FORM}
-            )
-        assert decide(flow, params) == oauth_response(*expected), name
+        expected, theirs = oauthlib_answer(
+            oauthlib.introspection.create_introspect_response, flow, params
+        )
+        assert decide(flow, params) == expected, name
         assert flow.intents == theirs.intents, name
         assert flow.introspected_active == theirs.introspected_active, name
 
@@ -305,13 +315,9 @@ def test_client_credentials_shortcut_answers_as_oauthlib() -> None:
     oauthlib = endpoints()
     decide = Decider(oauthlib, ISSUER).decide
     for name, flow, params in client_credentials_cases():
-        theirs = deepcopy(flow)
-        with active(theirs):
-            expected = oauthlib.token.create_token_response(
-                f"{ISSUER}/oauth2/token", "POST", encode_form(params), {"Content-Type": FORM}
-            )
+        expected, theirs = oauthlib_answer(oauthlib.token.create_token_response, flow, params)
         ours = _issued(decide(flow, params), flow.intents)
-        assert ours == _issued(oauth_response(*expected), theirs.intents), name
+        assert ours == _issued(expected, theirs.intents), name
 
 
 def test_client_credentials_shortcut_is_taken() -> None:
