@@ -25,7 +25,8 @@ from starlette.types import ASGIApp
 
 from authserver.config import Address, Settings
 from authserver.http.health import Health
-from authserver.http.protocol import AnswersNow, ConnectionLimits, guarded
+from authserver.http.held import AnswersNow
+from authserver.http.protocol import ConnectionLimits, guarded
 from authserver.services import admin_app, open_services, public_app
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from authserver.http.protocol import OneWrite
+from authserver.http.held import OneWrite
 from tests.live_server import LiveServer, live_server
 
 Pair = tuple[asyncio.Transport, socket.socket]

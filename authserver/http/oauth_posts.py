@@ -2,8 +2,12 @@
 
 They are the hot paths: every Phraseanet API request is introspected, and service clients
 fetch tokens constantly. So they skip Starlette's router, middleware, request and response
-objects: a dict lookup on the exact path, the three headers they read, and two ASGI messages
-with the answer. Everything else on the public listener goes on to the Starlette app.
+objects: a dict lookup on the exact path, the three headers they read, and the answer. Most
+of their requests skip uvicorn's cycle too: the connection holds a plain kept-alive POST to
+one of them until its body is in (authserver.http.protocol), then asks ``answer_now`` (memory)
+and else ``answer_held`` (the same path as through ASGI, in a task of its own). The others come
+through ``__call__`` as ASGI. Everything else on the public listener goes on to the Starlette
+app.
 
 This module is the HTTP intake: it checks what RFC 6749 asks of the request itself (POST, no
 query, a bounded urlencoded UTF-8 body, one client authentication) and hands the parsed
@@ -16,7 +20,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
@@ -62,7 +66,7 @@ ROUTES = {
 }
 
 _INTROSPECT = ROUTES["/oauth2/introspect"]
-_NOW_PATHS = frozenset({_INTROSPECT.path.encode()})
+_NOW_PATHS = frozenset(path.encode() for path in ROUTES)
 _FORM_BYTES = FORM.encode()
 # An introspection body with nothing to decode: what parse_form would make of it, directly.
 _PLAIN_INTROSPECTION = re.compile(
@@ -106,6 +110,32 @@ class OAuthPosts:
         if route is None:
             await self.app(scope, receive, send)
             return
+
+        async def deliver(answer: Answer, raw_id: bytes) -> None:
+            await send_answer(send, answer, (REQUEST_ID, raw_id))
+
+        await self._respond(scope, route, receive, deliver)
+
+    async def answer_held(
+        self, scope: Scope, body: bytes, write: Callable[[Answer, bytes], None]
+    ) -> None:
+        """Answer a complete request the connection held (authserver.http.protocol) the full
+        way, as ``__call__`` does, through ``write(answer, request id)``: the same path with
+        the body in hand, without uvicorn's cycle. Called for a POST to one of ``now_paths``
+        that ``answer_now`` did not answer."""
+
+        async def deliver(answer: Answer, raw_id: bytes) -> None:
+            write(answer, raw_id)
+
+        await self._respond(scope, ROUTES[scope["path"]], body, deliver)
+
+    async def _respond(
+        self,
+        scope: Scope,
+        route: Route,
+        body: bytes | Receive,
+        deliver: Callable[[Answer, bytes], Awaitable[None]],
+    ) -> None:
         scope["route"] = route
         rid, raw_id = self.observer.request_id(scope)
         token = request_id.set(rid)
@@ -113,12 +143,12 @@ class OAuthPosts:
         status = 500
         client_id: str | None = None
         try:
-            answer, client_id = await self._answer(scope, receive, route.endpoint)
+            answer, client_id = await self._answer(scope, body, route.endpoint)
             if answer is None:
                 status = CLIENT_CLOSED
             else:
                 status = answer.status
-                await send_answer(send, answer, (REQUEST_ID, raw_id))
+                await deliver(answer, raw_id)
         finally:
             self.observer.done(scope, rid, route.path, status, started, client_id)
             request_id.reset(token)
@@ -131,7 +161,7 @@ class OAuthPosts:
         for a POST to one of ``now_paths`` with no query and at most ``max_body`` of body.
         """
         memory = self.memory
-        if memory is None:
+        if memory is None or scope["path"] != _INTROSPECT.path:
             return False
         started = time.perf_counter()
         authorization = form = None
@@ -165,13 +195,13 @@ class OAuthPosts:
         """A request held for ``answer_now`` whose client left first: its access line and
         metrics, as ``__call__`` gives one (499)."""
         rid, _ = self.observer.request_id(scope)
-        self.observer.done(scope, rid, _INTROSPECT.path, CLIENT_CLOSED, since)
+        self.observer.done(scope, rid, ROUTES[scope["path"]].path, CLIENT_CLOSED, since)
 
     @property
     def now_paths(self) -> frozenset[bytes]:
-        """The raw paths whose requests ``answer_now`` may answer: introspection's, when its
-        cache is on; none otherwise."""
-        return _NOW_PATHS if self.memory is not None else frozenset()
+        """The raw paths whose requests the connection holds until their body is in, for
+        ``answer_now`` and then ``answer_held``: every endpoint of this module."""
+        return _NOW_PATHS
 
     @property
     def max_body(self) -> int:
@@ -179,13 +209,15 @@ class OAuthPosts:
         return MAX_BODY
 
     async def _answer(
-        self, scope: Scope, receive: Receive, endpoint: Endpoint
+        self, scope: Scope, body: bytes | Receive, endpoint: Endpoint
     ) -> tuple[Answer | None, str | None]:
+        """The answer (None: the client left before its body was in) and the caller's client
+        id; ``body`` is the body, or what receives it."""
         if scope["method"] != "POST":
             return _METHOD_NOT_ALLOWED, None
         task = self.deadlines.enter()
         try:
-            request = await _intake(scope, receive, endpoint)
+            request = await _intake(scope, body, endpoint)
             handled = await self.bridge.handle(request)
         except ClientDisconnect:
             return None, None  # nobody to answer; nothing was stored for a request not read
@@ -204,7 +236,7 @@ class OAuthPosts:
         return handled.answer, handled.client_id
 
 
-async def _intake(scope: Scope, receive: Receive, endpoint: Endpoint) -> TokenRequest:
+async def _intake(scope: Scope, body: bytes | Receive, endpoint: Endpoint) -> TokenRequest:
     wanted: dict[bytes, str] = {}
     for name, value in scope["headers"]:
         # The first of a repeated header counts, as with Starlette's Headers.get.
@@ -216,10 +248,11 @@ async def _intake(scope: Scope, receive: Receive, endpoint: Endpoint) -> TokenRe
     charset = options.strip().lower()
     if media_type.strip().lower() != FORM or charset not in ("", "charset=utf-8"):
         raise InvalidRequest(f"the body must be {FORM} (UTF-8)")
-    try:
-        body = await read_asgi_body(receive, wanted.get(b"content-length"), MAX_BODY)
-    except HTTPException:
-        raise InvalidRequest(f"the body must be at most {MAX_BODY} bytes") from None
+    if not isinstance(body, bytes):
+        try:
+            body = await read_asgi_body(body, wanted.get(b"content-length"), MAX_BODY)
+        except HTTPException:
+            raise InvalidRequest(f"the body must be at most {MAX_BODY} bytes") from None
     params = parse_form(body)
     credentials = client_credentials(wanted.get(b"authorization"), params)
     client = scope.get("client")

@@ -11,12 +11,13 @@ second or half a body holds a connection (and a file descriptor) for as long as 
   431 (RFC 6585 §5) and closed;
 and a listener holds at most ``max_connections`` at once: one more is answered 503 and closed.
 
-A request that memory alone can answer (an introspection of a cached token, see
-``AnswersNow``) is answered right here, once its body is in, in one write and without an ASGI
-task: for those, uvicorn's cycle (a task, a scope, two writes, the app's layers) cost more than
-the answer (bench/README.md, step 7). Its head is held back from uvicorn until then; any request
-memory does not settle is handed on as it came, body included. The responses uvicorn writes for
-the others leave in one write too (``OneWrite``).
+A plain kept-alive POST to an OAuth endpoint (``AnswersNow.now_paths``) is held back from
+uvicorn until its body is in, and answered here: from memory at once when memory settles it
+(an introspection of a cached token: bench/README.md, step 7), else the full way in a task of
+ours (step 11); either answer leaves in one write. uvicorn's cycle (its scope, task, two writes
+and the app's layers) cost more than such an answer. A request held back that turns out not to
+be plain (a body over the limit, a shutdown before its body is in) is handed on to uvicorn as
+it came, body included; the responses uvicorn writes leave in one write too (``OneWrite``).
 """
 
 from __future__ import annotations
@@ -24,34 +25,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from authserver.answer import Answer
+from authserver.http.held import (
+    FAILED,
+    Answering,
+    AnswersNow,
+    OneWrite,
+    nothing,
+    proxy_headers,
+)
 
 log = logging.getLogger("authserver")
-
-
-class AnswersNow(Protocol):
-    """What answers complete requests from memory (authserver.http.oauth_posts.OAuthPosts)."""
-
-    @property
-    def now_paths(self) -> frozenset[bytes]: ...
-
-    @property
-    def max_body(self) -> int:
-        """Bytes of body held back at most; past it uvicorn gets the request."""
-
-    def answer_now(
-        self, scope: Scope, body: bytes, write: Callable[[Answer, bytes], None]
-    ) -> bool: ...
-
-    def left(self, scope: Scope, since: float) -> None:
-        """A held request's client left before its body was in."""
 
 
 @dataclass(frozen=True)
@@ -73,41 +63,6 @@ def _refusal(status: int, reason: str) -> bytes:
 _TIMEOUT = _refusal(408, "Request Timeout")
 _TOO_LARGE = _refusal(431, "Request Header Fields Too Large")
 _FULL = _refusal(503, "Service Unavailable")
-
-
-class OneWrite:
-    """The transport a response's cycle writes to: the head is held back until the first part
-    of the body, so a whole answer leaves in one write instead of two. uvicorn writes the
-    head at ``http.response.start`` and each body part at once; two writes are two system
-    calls and two segments the client wakes for, about a tenth of a small answer's cost
-    (bench/README.md, step 10). Every body message of a response to anything but HEAD is a
-    write (perhaps empty), and a response cut short closes the transport, so a held head is
-    never left behind."""
-
-    __slots__ = ("_head", "_transport", "_written")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._head = b""
-        self._written = False  # the head went out; every write passes now
-
-    def write(self, data: bytes) -> None:
-        if self._written:
-            self._transport.write(data)
-        elif not self._head:
-            self._head = data
-        else:
-            self._written = True
-            self._transport.write(self._head + data)
-
-    def close(self) -> None:
-        if not self._written and self._head:
-            self._written = True
-            self._transport.write(self._head)
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -208,10 +163,10 @@ class GuardedProtocol(HttpToolsProtocol):
         self._disarm()  # the request is in: what the app takes is not the client's doing
         if self._held is not None:
             body = bytes(self._held)
-            if self._answered_now(body):
-                self._held = None
-                return
-            self._hand_on(body)
+            self._held = None
+            if not self._answered_now(body):
+                self._answer_held(body)
+            return
         super().on_message_complete()
 
     def shutdown(self) -> None:
@@ -221,8 +176,8 @@ class GuardedProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def _may_answer_now(self) -> bool:
-        """Might memory answer this request once its body is in? Only a plain one: a path it
-        may answer, POST, HTTP/1.1 kept alive, no 100-continue, no request before it still in
+        """Is this request one to hold and answer here once its body is in? Only a plain one:
+        a path held, POST, HTTP/1.1 kept alive, no 100-continue, no request before it still in
         progress (pipelined requests are answered in order by uvicorn)."""
         parser = self.parser
         return (
@@ -255,15 +210,59 @@ class GuardedProtocol(HttpToolsProtocol):
         scope: Scope = self.scope  # type: ignore[assignment]
         return scope
 
-    def _write_answer(self, answer: Answer, request_id: bytes) -> None:
+    def _answer_held(self, body: bytes) -> None:
+        """Answer the held request the full way in a task of ours, not uvicorn's: its scope
+        is complete, its body in hand. Until the answer is out, ``Answering`` is the cycle."""
+        answering = Answering()
+        self.cycle = answering  # type: ignore[assignment]
+        task = self.loop.create_task(self._held_answer(self._asgi_scope(), body, answering))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)  # shutdown waits for it, as for uvicorn's own
+
+    async def _held_answer(self, scope: Scope, body: bytes, answering: Answering) -> None:
+        def write(answer: Answer, request_id: bytes) -> None:
+            if not answering.response_started:
+                self._write_answer(answer, request_id, answering)
+
+        try:
+            proxy = proxy_headers(self.config)
+            if proxy is not None:  # the client's address, as uvicorn's app would see it
+                await proxy(scope, nothing, nothing)  # type: ignore[arg-type]
+            if self.now is not None:
+                await self.now.answer_held(scope, body, write)
+        except Exception:
+            log.exception("answering a held request failed")
+        finally:
+            if not answering.response_started:
+                # As uvicorn's cycle does for an app that fails before it answers.
+                answering.keep_alive = False
+                self._write_answer(FAILED, None, answering)
+
+    def _write_answer(
+        self, answer: Answer, request_id: bytes | None, answering: Answering | None = None
+    ) -> None:
         """The whole response in one write, as uvicorn would have sent it in two; then what
         uvicorn does after a response (keep-alive timer, next pipelined request)."""
+        if answering is not None:
+            answering.response_started = True
+            if answering.disconnected or self.transport.is_closing():
+                answering.response_complete = True
+                return
+        keep_alive = answering is None or answering.keep_alive
         parts = [STATUS_LINE[answer.status]]
         for name, value in (*self.server_state.default_headers, *answer.headers):
             parts += (name, b": ", value, b"\r\n")
-        parts += (b"x-request-id: ", request_id, b"\r\n\r\n", answer.body)
+        if request_id is not None:
+            parts += (b"x-request-id: ", request_id, b"\r\n")
+        if not keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts += (b"\r\n", answer.body)
         self.transport.write(b"".join(parts))
         self._written = True
+        if answering is not None:
+            answering.response_complete = True
+        if not keep_alive:
+            self.transport.close()
         self.on_response_complete()
 
     def _start_cycle(self) -> None:

@@ -1,0 +1,196 @@
+"""Requests to the OAuth endpoints answered the full way by the connection that held them
+(authserver.http.protocol, authserver.http.held), without uvicorn's cycle: the same answers as
+through the ASGI app, in order behind and ahead of others, with the client's address behind a
+trusted proxy, and on their way out at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.live_server import live_server
+from tests.test_memory_answers import PASSWORD, Setup, bodies, connect, prepared, raw_exchange
+
+OWNER_LOGIN = 'zoë "the owner"'  # as tests.test_memory_answers.prepared signs it up
+# No caches: every request here goes the full way.
+SETTINGS = {"introspection_cache_entries": "0", "drain_delay": "0", "janitor_interval": "0"}
+
+
+@pytest.fixture
+async def setup(database_url: str, tmp_path: Path) -> AsyncIterator[Setup]:
+    async with (
+        live_server(database_url, tmp_path / "server.log", **SETTINGS) as server,
+        httpx.AsyncClient(timeout=5.0) as http,
+    ):
+        yield await prepared(server, http)
+
+
+def token_request(
+    client: dict[str, Any],
+    body: bytes = b"grant_type=client_credentials",
+    *,
+    secret: str | None = None,
+    close: bool = False,
+    extra: bytes = b"",
+) -> bytes:
+    credentials = f"{client['client_id']}:{secret or client['client_secret']}".encode()
+    return (
+        b"POST /oauth2/token HTTP/1.1\r\nHost: test\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Authorization: Basic " + base64.b64encode(credentials) + b"\r\n"
+        b"X-Request-Id: held-test\r\n"
+        b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n"
+        + (b"Connection: close\r\n" if close else b"")
+        + extra
+        + b"\r\n"
+        + body
+    )
+
+
+def heads(raw: bytes) -> list[tuple[bytes, list[bytes]]]:
+    """Each response's status line and its header lines, without those that differ from one
+    answer to the next (the date) or from the connection's fate."""
+    found = []
+    for head in re.findall(rb"HTTP/1\.1 [^\r]*\r\n(?:[^\r]+\r\n)*\r\n", raw):
+        status, *lines = head.rstrip(b"\r\n").split(b"\r\n")
+        kept = [line for line in lines if not line.lower().startswith((b"date:", b"connection:"))]
+        found.append((status, kept))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("body", "wrong_secret"),
+    [
+        (b"grant_type=client_credentials", True),
+        (b"grant_type=nonsense", False),
+        (b"grant_type=client_credentials&grant_type=client_credentials", False),
+        (b"grant_type=password&username=nobody&password=x", False),
+    ],
+    ids=["wrong secret", "unsupported grant", "repeated parameter", "wrong password"],
+)
+async def test_held_answer_is_the_apps_answer(
+    setup: Setup, body: bytes, wrong_secret: bool
+) -> None:
+    """A held request (kept alive) gets the answer the ASGI app gives the same request (with
+    ``Connection: close`` it is not held), head and body."""
+    secret = "wrong-secret-0123456789" if wrong_secret else None
+    held = await raw_exchange(
+        setup.server,
+        token_request(setup.app, body, secret=secret),
+        token_request(setup.app, b"grant_type=nonsense", close=True),  # ends the connection
+    )
+    through_app = await raw_exchange(
+        setup.server, token_request(setup.app, body, secret=secret, close=True)
+    )
+    assert heads(held)[0] == heads(through_app)[0]
+    assert bodies(held)[0] == bodies(through_app)[0]
+    assert bodies(held)[0]["error"]
+
+
+async def test_issued_token_answer_has_the_apps_shape(setup: Setup) -> None:
+    """A token issued through a held request has the headers and fields of one issued through
+    the app, and works."""
+    held = await raw_exchange(
+        setup.server,
+        token_request(setup.app),
+        token_request(setup.app, b"grant_type=nonsense", close=True),
+    )
+    through_app = await raw_exchange(setup.server, token_request(setup.app, close=True))
+    held_head, app_head = heads(held)[0], heads(through_app)[0]
+    assert held_head[0] == app_head[0] == b"HTTP/1.1 200 OK"
+    assert [line.split(b":")[0] for line in held_head[1]] == [
+        line.split(b":")[0] for line in app_head[1]
+    ]
+    issued = bodies(held)[0]
+    assert sorted(issued) == sorted(bodies(through_app)[0])
+    introspected = await setup.introspect(issued["access_token"])
+    assert introspected.json()["active"] is True
+
+
+async def test_requests_behind_a_held_one_wait_their_turn(setup: Setup) -> None:
+    """A held request being answered, then one for uvicorn and another held one, all in one
+    write: three answers, in order."""
+    issue = token_request(setup.app)
+    health = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    refused = token_request(setup.app, secret="wrong-secret-0123456789", close=True)
+    raw = await raw_exchange(setup.server, issue + health + refused)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", raw)
+    assert statuses == [b"200", b"200", b"401"]
+    answers = bodies(raw)
+    assert "access_token" in answers[0]
+    assert answers[-1]["error"] == "invalid_client"
+
+
+async def test_address_behind_a_trusted_proxy_is_the_forwarded_one(
+    setup: Setup, database_url: str
+) -> None:
+    """A held request from a trusted proxy (127.0.0.1, uvicorn's default) is the forwarded
+    client's: its failed password counts against that address, as through the app."""
+    raw = await raw_exchange(
+        setup.server,
+        token_request(
+            setup.app,
+            b"grant_type=password&username=owner-1&password=wrong",
+            extra=b"X-Forwarded-For: 203.0.113.7\r\n",
+        ),
+        token_request(setup.app, b"grant_type=nonsense", close=True),
+    )
+    assert bodies(raw)[0]["error"] == "invalid_grant"
+    conn = await asyncpg.connect(database_url)
+    try:
+        keys = await conn.fetch(
+            "SELECT throttle_key FROM login_failures WHERE throttle_key LIKE 'address:%'"
+        )
+    finally:
+        await conn.close()
+    assert [row["throttle_key"] for row in keys] == ["address:203.0.113.7"]
+
+
+async def test_held_answer_at_shutdown_goes_out_then_the_connection_closes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A held request still being answered when the server is told to stop (a password grant
+    spends a while in argon2) gets its answer, with ``Connection: close``, and then the
+    connection ends."""
+    # About a second per password check: longer than the grace before uvicorn's own shutdown
+    # begins (serve.FIRST_REQUEST_GRACE), which then finds the answer still on its way.
+    slow = {
+        **SETTINGS,
+        "argon2_time_cost": "20",
+        "argon2_memory_cost": "65536",
+        "argon2_max_wait": "10",
+        "shutdown_grace": "10",
+    }
+    async with (
+        live_server(database_url, tmp_path / "server.log", **slow) as server,
+        httpx.AsyncClient(timeout=10.0) as http,
+    ):
+        ready = await prepared(server, http)
+        body = urlencode(
+            {"grant_type": "password", "username": OWNER_LOGIN, "password": PASSWORD}
+        ).encode()
+        reader, writer = await connect(server)
+        try:
+            writer.write(token_request(ready.app, body))
+            await writer.drain()
+            await asyncio.sleep(0.05)  # held, and in argon2
+            assert server.process is not None
+            server.process.terminate()
+            raw = await asyncio.wait_for(reader.read(), 10.0)
+        finally:
+            writer.close()
+    assert raw.startswith(b"HTTP/1.1 200 OK")
+    assert b"\r\nconnection: close\r\n" in raw.lower()
+    assert "access_token" in json.loads(raw.split(b"\r\n\r\n", 1)[1])
