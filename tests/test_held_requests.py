@@ -12,16 +12,14 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import asyncpg
 import httpx
 import pytest
 
 from tests.live_server import live_server
-from tests.test_memory_answers import PASSWORD, Setup, bodies, connect, prepared, raw_exchange
+from tests.test_memory_answers import Setup, bodies, connect, prepared, raw_exchange
 
-OWNER_LOGIN = 'zoë "the owner"'  # as tests.test_memory_answers.prepared signs it up
 # No caches: every request here goes the full way.
 SETTINGS = {"introspection_cache_entries": "0", "drain_delay": "0", "janitor_interval": "0"}
 
@@ -120,8 +118,8 @@ async def test_issued_token_answer_has_the_apps_shape(setup: Setup) -> None:
 
 
 async def test_requests_behind_a_held_one_wait_their_turn(setup: Setup) -> None:
-    """A held request being answered, then one for uvicorn and another held one, all in one
-    write: three answers, in order."""
+    """A held request being answered, then two for uvicorn (a GET, and a POST behind a request
+    in progress), all in one write: three answers, in order."""
     issue = token_request(setup.app)
     health = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
     refused = token_request(setup.app, secret="wrong-secret-0123456789", close=True)
@@ -161,36 +159,45 @@ async def test_address_behind_a_trusted_proxy_is_the_forwarded_one(
 async def test_held_answer_at_shutdown_goes_out_then_the_connection_closes(
     database_url: str, tmp_path: Path
 ) -> None:
-    """A held request still being answered when the server is told to stop (a password grant
-    spends a while in argon2) gets its answer, with ``Connection: close``, and then the
-    connection ends."""
-    # About a second per password check: longer than the grace before uvicorn's own shutdown
-    # begins (serve.FIRST_REQUEST_GRACE), which then finds the answer still on its way.
-    slow = {
-        **SETTINGS,
-        "argon2_time_cost": "20",
-        "argon2_memory_cost": "65536",
-        "argon2_max_wait": "10",
-        "shutdown_grace": "10",
-    }
+    """A held request still being answered when the server's own shutdown begins (its token's
+    insert waits for a client row another transaction holds) gets its answer, with
+    ``Connection: close``, and then the connection ends."""
+    waits = {**SETTINGS, "db_lock_timeout": "10", "db_statement_timeout": "10"}
     async with (
-        live_server(database_url, tmp_path / "server.log", **slow) as server,
+        live_server(database_url, tmp_path / "server.log", **waits) as server,
         httpx.AsyncClient(timeout=10.0) as http,
     ):
         ready = await prepared(server, http)
-        body = urlencode(
-            {"grant_type": "password", "username": OWNER_LOGIN, "password": PASSWORD}
-        ).encode()
+        blocker = await asyncpg.connect(database_url)
         reader, writer = await connect(server)
         try:
-            writer.write(token_request(ready.app, body))
-            await writer.drain()
-            await asyncio.sleep(0.05)  # held, and in argon2
-            assert server.process is not None
-            server.process.terminate()
+            async with blocker.transaction():
+                # The insert's foreign key check waits for this lock.
+                await blocker.execute(
+                    "SELECT 1 FROM clients WHERE client_id = $1 FOR UPDATE",
+                    ready.app["client_id"],
+                )
+                writer.write(token_request(ready.app))
+                await writer.drain()
+                await asyncio.sleep(0.2)
+                assert server.process is not None
+                server.process.terminate()
+                # Past the grace before uvicorn's shutdown (serve.FIRST_REQUEST_GRACE).
+                await asyncio.sleep(1.5)
             raw = await asyncio.wait_for(reader.read(), 10.0)
         finally:
             writer.close()
+            await blocker.close()
     assert raw.startswith(b"HTTP/1.1 200 OK")
     assert b"\r\nconnection: close\r\n" in raw.lower()
     assert "access_token" in json.loads(raw.split(b"\r\n\r\n", 1)[1])
+
+
+async def test_request_begun_behind_a_held_one_outlives_the_keep_alive(setup: Setup) -> None:
+    """A request begun in the same write as a held one, and finished after uvicorn's 5 s
+    keep-alive, is answered: no keep-alive timer runs under it once the held answer is out."""
+    follow = token_request(setup.app, secret="wrong-secret-0123456789", close=True)
+    raw = await raw_exchange(
+        setup.server, token_request(setup.app) + follow[:40], follow[40:], pause=6
+    )
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", raw) == [b"200", b"401"]

@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Scope
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from authserver.answer import Answer
 from authserver.http.held import (
@@ -81,6 +85,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._held: bytearray | None = None  # the body of a request held back from uvicorn
         self._held_since = 0.0  # perf_counter when its head was in
         self._written = False  # the held request's answer is out
+        self._in_request = False  # a request has begun and is not all in yet
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -110,6 +115,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def on_message_begin(self) -> None:
+        self._in_request = True
         self._head_bytes = 0
         self._head_count = 0
         # A request answered from memory ends inside data_received, so the next one may begin
@@ -158,6 +164,7 @@ class GuardedProtocol(HttpToolsProtocol):
             self._hand_on(bytes(held))
 
     def on_message_complete(self) -> None:
+        self._in_request = False
         if self._refused:
             return
         self._disarm()  # the request is in: what the app takes is not the client's doing
@@ -168,6 +175,16 @@ class GuardedProtocol(HttpToolsProtocol):
                 self._answer_held(body)
             return
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._in_request and not self.transport.is_closing():
+            # The next request began before this answer went out and is not all in: uvicorn
+            # armed its keep-alive timer under it (its pipeline holds only complete heads).
+            # What it still has to send is bound by the head and body timers instead.
+            self._unset_keepalive_if_required()
+            if self._deadline is None:
+                self._arm(self.limits.header_timeout)
 
     def shutdown(self) -> None:
         if self._held is not None:
@@ -182,6 +199,7 @@ class GuardedProtocol(HttpToolsProtocol):
         parser = self.parser
         return (
             self.url in self.now_paths
+            and not self.root_path  # the paths answered here are the paths as sent
             and parser.get_method() == b"POST"
             and parser.get_http_version() == "1.1"
             and parser.should_keep_alive()
@@ -233,21 +251,20 @@ class GuardedProtocol(HttpToolsProtocol):
         except Exception:
             log.exception("answering a held request failed")
         finally:
+            # As uvicorn's cycle does for an app that fails: 500 if nothing went out, and the
+            # connection ends if an answer could not be finished.
             if not answering.response_started:
-                # As uvicorn's cycle does for an app that fails before it answers.
                 answering.keep_alive = False
                 self._write_answer(FAILED, None, answering)
+            if not answering.response_complete:
+                answering.response_complete = True
+                self.transport.close()
 
     def _write_answer(
         self, answer: Answer, request_id: bytes | None, answering: Answering | None = None
     ) -> None:
         """The whole response in one write, as uvicorn would have sent it in two; then what
         uvicorn does after a response (keep-alive timer, next pipelined request)."""
-        if answering is not None:
-            answering.response_started = True
-            if answering.disconnected or self.transport.is_closing():
-                answering.response_complete = True
-                return
         keep_alive = answering is None or answering.keep_alive
         parts = [STATUS_LINE[answer.status]]
         for name, value in (*self.server_state.default_headers, *answer.headers):
@@ -257,7 +274,13 @@ class GuardedProtocol(HttpToolsProtocol):
         if not keep_alive:
             parts.append(b"connection: close\r\n")
         parts += (b"\r\n", answer.body)
-        self.transport.write(b"".join(parts))
+        data = b"".join(parts)  # built before anything is marked: a bad answer writes nothing
+        if answering is not None:
+            answering.response_started = True
+            if answering.disconnected or self.transport.is_closing():
+                answering.response_complete = True
+                return
+        self.transport.write(data)
         self._written = True
         if answering is not None:
             answering.response_complete = True
@@ -272,7 +295,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if (
-            cycle is not None
+            isinstance(cycle, RequestResponseCycle)  # none made for an upgrade
             and cycle.scope is self.scope
             and not cycle.waiting_for_100_continue
             and self.scope["method"] != "HEAD"
