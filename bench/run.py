@@ -255,6 +255,19 @@ class Bench:
                                     self, reference, rows, auth_files, installed, databases, dot
                                 ),
                             )
+                            if reference is not auth:
+                                # What the extra workers give, in the same slices (issue 15
+                                # asks 1.6x for as many workers as CPUs).
+                                valid = WrkLoad(
+                                    INTROSPECT_PATH, files.valid, "random", 200, _ACTIVE
+                                )
+                                await self.paired_run(
+                                    "introspect-valid",
+                                    rows,
+                                    self.wrk_side(auth, [valid]),
+                                    self.wrk_side(reference, [valid]),
+                                    peers=True,
+                                )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
