@@ -10,6 +10,7 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ import httpx
 import pytest
 
 from tests.live_server import live_server
+from tests.test_lifecycle import error_records
 from tests.test_memory_answers import Setup, bodies, connect, prepared, raw_exchange
 
+# A request that ends the connection (so a raw exchange's read ends); it is not held.
+CLOSING = b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
 # No caches: every request here goes the full way.
 SETTINGS = {"introspection_cache_entries": "0", "drain_delay": "0", "janitor_interval": "0"}
 
@@ -55,6 +59,27 @@ def token_request(
         + b"\r\n"
         + body
     )
+
+
+@asynccontextmanager
+async def client_row_held(database_url: str, client_id: str) -> AsyncIterator[None]:
+    """Hold a client's row in another transaction: a token's insert for that client waits
+    for it (its foreign key check) until the block ends."""
+    blocker = await asyncpg.connect(database_url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute(
+                "SELECT 1 FROM clients WHERE client_id = $1 FOR UPDATE", client_id
+            )
+            yield
+    finally:
+        await blocker.close()
+
+
+def access_lines(output: str, request_id: str) -> list[dict[str, Any]]:
+    """The server's access lines for the request with ``request_id``."""
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [r for r in records if r.get("request_id") == request_id and "route" in r]
 
 
 def heads(raw: bytes) -> list[tuple[bytes, list[bytes]]]:
@@ -168,15 +193,9 @@ async def test_held_answer_at_shutdown_goes_out_then_the_connection_closes(
         httpx.AsyncClient(timeout=10.0) as http,
     ):
         ready = await prepared(server, http)
-        blocker = await asyncpg.connect(database_url)
         reader, writer = await connect(server)
         try:
-            async with blocker.transaction():
-                # The insert's foreign key check waits for this lock.
-                await blocker.execute(
-                    "SELECT 1 FROM clients WHERE client_id = $1 FOR UPDATE",
-                    ready.app["client_id"],
-                )
+            async with client_row_held(database_url, ready.app["client_id"]):
                 writer.write(token_request(ready.app))
                 await writer.drain()
                 await asyncio.sleep(0.2)
@@ -187,7 +206,6 @@ async def test_held_answer_at_shutdown_goes_out_then_the_connection_closes(
             raw = await asyncio.wait_for(reader.read(), 10.0)
         finally:
             writer.close()
-            await blocker.close()
     assert raw.startswith(b"HTTP/1.1 200 OK")
     assert b"\r\nconnection: close\r\n" in raw.lower()
     assert "access_token" in json.loads(raw.split(b"\r\n\r\n", 1)[1])
@@ -201,3 +219,59 @@ async def test_request_begun_behind_a_held_one_outlives_the_keep_alive(setup: Se
         setup.server, token_request(setup.app) + follow[:40], follow[40:], pause=6
     )
     assert re.findall(rb"HTTP/1\.1 (\d{3}) ", raw) == [b"200", b"401"]
+
+
+async def test_held_request_past_the_deadline_is_cut_off(database_url: str, tmp_path: Path) -> None:
+    """A held request still waiting when the request timeout passes is answered 503 with
+    Retry-After, as through the app (checklist R-09)."""
+    waits = {**SETTINGS, "request_timeout": "1", "db_lock_timeout": "10"}
+    waits["db_statement_timeout"] = "10"
+    async with (
+        live_server(database_url, tmp_path / "server.log", **waits) as server,
+        httpx.AsyncClient(timeout=10.0) as http,
+    ):
+        ready = await prepared(server, http)
+        async with client_row_held(database_url, ready.app["client_id"]):
+            raw = await raw_exchange(server, token_request(ready.app, close=False) + CLOSING)
+    assert raw.startswith(b"HTTP/1.1 503 ")
+    assert b"\r\nretry-after: 1\r\n" in raw
+    assert bodies(raw)[0]["error"] == "temporarily_unavailable"
+
+
+async def test_client_leaving_a_pending_answer_is_logged_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A client that leaves while its held request is being answered costs nothing more: the
+    request gets its one access line, no error is logged, and the next client is served."""
+    waits = {**SETTINGS, "db_lock_timeout": "10", "db_statement_timeout": "10"}
+    async with (
+        live_server(database_url, tmp_path / "server.log", **waits) as server,
+        httpx.AsyncClient(timeout=10.0) as http,
+    ):
+        ready = await prepared(server, http)
+        async with client_row_held(database_url, ready.app["client_id"]):
+            _, writer = await connect(server)
+            writer.write(token_request(ready.app))
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.close()
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)  # the insert, then the access line's batch
+        served = await raw_exchange(server, token_request(ready.app, close=True))
+        await asyncio.sleep(0.3)  # access lines wait up to 50 ms for their batch
+        output = server.output()
+    assert served.startswith(b"HTTP/1.1 200 OK")
+    assert [line["route"] for line in access_lines(output, "held-test")].count("/oauth2/token") == 2
+    assert error_records(output) == []
+
+
+async def test_held_request_has_one_access_line_with_its_id(setup: Setup) -> None:
+    """A held request is logged once, under the request id it sent, with its client."""
+    raw = await raw_exchange(setup.server, token_request(setup.app, close=False) + CLOSING)
+    assert raw.startswith(b"HTTP/1.1 200 OK")
+    assert b"\r\nx-request-id: held-test\r\n" in raw
+    await asyncio.sleep(0.3)  # access lines wait up to 50 ms for their batch
+    lines = access_lines(setup.server.output(), "held-test")
+    token_lines = [line for line in lines if line["status"] == 200]
+    assert len(token_lines) == 1
+    assert token_lines[0]["client_id"] == setup.app["client_id"]
