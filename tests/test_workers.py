@@ -274,10 +274,16 @@ async def test_every_worker_follows_client_changes(database_url: str, tmp_path: 
                 type="web",
                 redirect_uris=["https://cached.example/cb"],
             )
+            # Both workers must have cached it. Which worker accepts a connection is the
+            # kernel's choice (one may take a whole burst), so bursts go until both answered.
             before = await answered_by(server)
-            assert await client_credentials(server, client, 40) == [200] * 40
-            after = await answered_by(server)
-            assert all(after[pid] > before.get(pid, 0) for pid in after), after  # both cached it
+            deadline = time.monotonic() + WAIT
+            while True:
+                assert await client_credentials(server, client, 40) == [200] * 40
+                after = await answered_by(server)
+                if len(after) >= 2 and all(after[pid] > before.get(pid, 0) for pid in after):
+                    break
+                assert time.monotonic() < deadline, f"not both workers issued: {after}"
             assert (await admin.delete(f"/clients/{client['client_id']}")).status_code == 204
         await asyncio.sleep(1.0)  # notifications take milliseconds; the cache would keep 300 s
         assert await client_credentials(server, client, 40) == [401] * 40
