@@ -113,6 +113,28 @@ async def test_connections_over_the_cap_are_refused(database_url: str, tmp_path:
     assert refused.startswith(b"HTTP/1.1 503")
 
 
+@pytest.mark.slow
+async def test_connection_answered_before_its_body_ends_still_idles_out(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A request answered before its body is all in (a path that does not exist), whose body
+    then ends: the connection, idle from there, is closed after uvicorn's 5 s keep-alive."""
+    async with limited_server(database_url, tmp_path) as server:
+        reader, writer = await connect(port_of(server.public_url))
+        try:
+            writer.write(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            await asyncio.sleep(0.2)
+            writer.write(b"world")
+            await writer.drain()
+            closed = await closed_by_server(reader, within=8.0)
+        finally:
+            writer.close()
+    assert answer.startswith(b"HTTP/1.1 404 ")
+    assert closed is not None
+
+
 # R-19: oversized heads
 
 

@@ -275,3 +275,29 @@ async def test_held_request_has_one_access_line_with_its_id(setup: Setup) -> Non
     token_lines = [line for line in lines if line["status"] == 200]
     assert len(token_lines) == 1
     assert token_lines[0]["client_id"] == setup.app["client_id"]
+
+
+async def test_pipelined_answer_is_not_cut_off_by_a_head_behind_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A held request, a complete one queued behind it that takes longer than the head
+    timeout, and the start of a third: the second is answered in full; only the third, never
+    finished, gets 408."""
+    waits = {**SETTINGS, "header_timeout": "1", "db_lock_timeout": "10"}
+    waits["db_statement_timeout"] = "10"
+    async with (
+        live_server(database_url, tmp_path / "server.log", **waits) as server,
+        httpx.AsyncClient(timeout=10.0) as http,
+    ):
+        ready = await prepared(server, http)
+        reader, writer = await connect(server)
+        try:
+            async with client_row_held(database_url, ready.introspector["client_id"]):
+                first, second = token_request(ready.app), token_request(ready.introspector)
+                writer.write(first + second + token_request(ready.app)[:30])
+                await writer.drain()
+                await asyncio.sleep(2.0)  # the second waits for the row, past the head timeout
+            raw = await asyncio.wait_for(reader.read(), 10.0)
+        finally:
+            writer.close()
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", raw) == [b"200", b"200", b"408"]

@@ -85,7 +85,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._held: bytearray | None = None  # the body of a request held back from uvicorn
         self._held_since = 0.0  # perf_counter when its head was in
         self._written = False  # the held request's answer is out
-        self._in_request = False  # a request has begun and is not all in yet
+        self._head_pending = False  # a request has begun and its head is not all in yet
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.limits.max_connections:
@@ -115,7 +115,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def on_message_begin(self) -> None:
-        self._in_request = True
+        self._head_pending = True
         self._head_bytes = 0
         self._head_count = 0
         # A request answered from memory ends inside data_received, so the next one may begin
@@ -138,6 +138,7 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._head_pending = False
         if self._refused:
             return
         self._arm(self.limits.body_timeout)
@@ -164,7 +165,6 @@ class GuardedProtocol(HttpToolsProtocol):
             self._hand_on(bytes(held))
 
     def on_message_complete(self) -> None:
-        self._in_request = False
         if self._refused:
             return
         self._disarm()  # the request is in: what the app takes is not the client's doing
@@ -175,13 +175,31 @@ class GuardedProtocol(HttpToolsProtocol):
                 self._answer_held(body)
             return
         super().on_message_complete()
+        cycle = self.cycle
+        if (
+            cycle is not None
+            and cycle.response_complete
+            and self.timeout_keep_alive_task is None
+            and not self.transport.is_closing()
+        ):
+            # Answered before its body was all in: the last bytes stopped uvicorn's keep-alive
+            # timer and its body timer is done, so the idle connection gets the timer again.
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._in_request and not self.transport.is_closing():
-            # The next request began before this answer went out and is not all in: uvicorn
-            # armed its keep-alive timer under it (its pipeline holds only complete heads).
-            # What it still has to send is bound by the head and body timers instead.
+        cycle = self.cycle
+        if (
+            self._head_pending
+            and (cycle is None or cycle.response_complete)
+            and not self.transport.is_closing()
+        ):
+            # The next request began before this answer went out, and its head is not all in:
+            # uvicorn armed its keep-alive timer under it (its pipeline holds only complete
+            # heads). The head timer bounds it instead. Not while a pipelined request just
+            # started is answered: its answer comes first, and this runs again after it.
             self._unset_keepalive_if_required()
             if self._deadline is None:
                 self._arm(self.limits.header_timeout)
