@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -191,3 +193,32 @@ async def test_one_refused_issue_leaves_the_others_stored(
     assert {row["digest"] for row in stored} == {token_digest(t) for t, _ in made}
     issued = "SELECT count(*) FROM audit_events WHERE kind = 'token.issued'"
     assert await db.fetchval(issued) == 3
+
+
+async def test_a_clients_own_token_is_stored_as_by_the_general_statement(
+    store: CountingStore, db: asyncpg.Connection, web_client: dict[str, Any]
+) -> None:
+    """A client-credentials token stored through the lean statement has the row and audit
+    event the general one gives (which a cap far off makes it take)."""
+    lean_token, lean = client_issue(web_client["client_id"])
+    general_token, plain = client_issue(web_client["client_id"])
+    far = datetime.now(UTC) + timedelta(days=365)
+    general = replace(plain, tokens=(plain.tokens[0]._replace(not_after=far),))
+    assert lean.clients_own
+    assert not general.clients_own
+    await store.issue([lean])
+    await store.issue([general])
+    rows = await db.fetch(
+        "SELECT *, expires_at - created_at AS lifetime FROM tokens WHERE digest = ANY($1)"
+        " ORDER BY digest = $2",
+        [token_digest(lean_token), token_digest(general_token)],
+        token_digest(general_token),
+    )
+    varying = {"digest", "created_at", "expires_at"}
+    lean_row, general_row = ({k: v for k, v in row.items() if k not in varying} for row in rows)
+    assert lean_row == general_row
+    assert lean_row["lifetime"] == timedelta(seconds=3600)
+    events = await db.fetch(
+        "SELECT kind, client_id, user_id, detail FROM audit_events ORDER BY event_id"
+    )
+    assert [dict(event) for event in events][-2:] == [dict(events[-1])] * 2

@@ -13,7 +13,7 @@ import pytest
 
 from authserver.db.migrate import Migration, migrate, shipped_migrations
 from authserver.db.queries import load_queries, parse_queries
-from authserver.db.rows import AuditInsert, TokenInsert
+from authserver.db.rows import AuditInsert, ClientAuditInsert, ClientTokenInsert, TokenInsert
 from authserver.db.schema import migrated_schema, normalize, shipped_schema
 from authserver.errors import MigrationError
 from authserver.files import data_dir
@@ -315,11 +315,20 @@ def test_schema_normalising_drops_only_noise() -> None:
 
 
 @pytest.mark.parametrize(
-    ("row_type", "alias"), [(TokenInsert, "t"), (AuditInsert, "a")], ids=["tokens", "audit"]
+    ("query", "row_type", "alias"),
+    [
+        ("issue_tokens", TokenInsert, "t"),
+        ("issue_tokens", AuditInsert, "a"),
+        ("issue_client_tokens", ClientTokenInsert, "c"),
+        ("issue_client_tokens", ClientAuditInsert, "e"),
+    ],
+    ids=["tokens", "audit", "client tokens", "client audit"],
 )
-def test_multi_row_insert_columns_follow_the_row_type(row_type: type, alias: str) -> None:
-    """issue_tokens unnests its arrays into the columns of the row types, in their order."""
-    sql = load_queries()["issue_tokens"]
+def test_multi_row_insert_columns_follow_the_row_type(
+    query: str, row_type: type, alias: str
+) -> None:
+    """The issue statements unnest their arrays into the columns of the row types, in order."""
+    sql = load_queries()[query]
     match = re.search(rf"\)\s+AS {alias}\(([^)]*)\)", sql)
     assert match is not None
     columns = [name.strip() for name in match.group(1).split(",")]

@@ -34,6 +34,20 @@ class Issue:
     tokens: tuple[IssuedToken, ...]
     auth_time: datetime | None = None  # the sign-in the family began with (OpenID Connect)
 
+    @property
+    def clients_own(self) -> bool:
+        """Is this a client's own issue (client credentials: no user, nothing it hangs on, each
+        token expiring and uncapped)? Those have a leaner statement (``issue_client_tokens``)."""
+        return (
+            self.user_id is None
+            and self.grant_id is None
+            and self.family_id is None
+            and self.code_digest is None
+            and self.auth_time is None
+            and self.grant_type != "developer"
+            and all(t.expires_in is not None and t.not_after is None for t in self.tokens)
+        )
+
 
 class TokenInsert(NamedTuple):
     """One row of ``issue_tokens``'s ``unnest(...) AS t(...)``, in its column order."""
@@ -57,6 +71,23 @@ class AuditInsert(NamedTuple):
 
     client_id: str
     user_id: str | None
+    detail: str  # JSON
+
+
+class ClientTokenInsert(NamedTuple):
+    """One row of ``issue_client_tokens``'s ``unnest(...) AS c(...)``, in its column order."""
+
+    digest: bytes
+    kind: str
+    client_id: str
+    scope: str
+    expires_in: float
+
+
+class ClientAuditInsert(NamedTuple):
+    """One row of ``issue_client_tokens``'s ``unnest(...) AS e(...)``."""
+
+    client_id: str
     detail: str  # JSON
 
 

@@ -20,6 +20,22 @@ INSERT INTO audit_events (kind, client_id, user_id, detail)
 SELECT 'token.issued', a.client_id, a.user_id, a.detail::jsonb
 FROM unnest($13::text[], $14::text[], $15::text[]) AS a(client_id, user_id, detail);
 
+-- name: issue_client_tokens
+-- issue_tokens for issues that are a client's own (client credentials: no user, grant, family,
+-- code, sign-in or cap; one expiring access token each), with only the arrays they fill ($1 to
+-- $5, the fields of authserver.db.rows.ClientTokenInsert; $6 and $7 those of ClientAuditInsert):
+-- the seven unused arrays of NULLs cost asyncpg's encoding and PostgreSQL's unnest on the
+-- busiest write (bench/README.md, step 12).
+WITH issued AS (
+    INSERT INTO tokens (digest, kind, client_id, scope, expires_at)
+    SELECT c.digest, c.kind, c.client_id, c.scope, now() + make_interval(secs => c.expires_in)
+    FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::double precision[])
+         AS c(digest, kind, client_id, scope, expires_in)
+)
+INSERT INTO audit_events (kind, client_id, detail)
+SELECT 'token.issued', e.client_id, e.detail::jsonb
+FROM unnest($6::text[], $7::text[]) AS e(client_id, detail);
+
 -- name: tokens_by_digests
 -- Tokens by digest, with what introspection answers and what the refresh grant checks;
 -- the lookups in flight together go as one query (authserver.db.batches).
