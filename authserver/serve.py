@@ -25,7 +25,7 @@ from starlette.types import ASGIApp
 
 from authserver.config import Address, Settings
 from authserver.http.health import Health
-from authserver.http.held import AnswersNow
+from authserver.http.held import HeldAnswers
 from authserver.http.protocol import ConnectionLimits, guarded
 from authserver.services import admin_app, open_services, public_app
 
@@ -96,7 +96,7 @@ def listener_server(
     settings: Settings,
     *,
     lifespan: bool = False,
-    now: AnswersNow | None = None,
+    now: HeldAnswers | None = None,
 ) -> _Server:
     """One uvicorn server as authserver runs it (the benchmark floor is served the same way,
     with its own lifespan; authserver's services are opened before the listeners instead).

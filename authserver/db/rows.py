@@ -37,14 +37,14 @@ class Issue:
     @property
     def clients_own(self) -> bool:
         """Is this a client's own issue (client credentials: no user, nothing it hangs on, each
-        token expiring and uncapped)? Those have a leaner statement (``issue_client_tokens``)."""
+        token expiring and uncapped; a developer token never expires)? Those have a leaner
+        statement (``issue_client_tokens``)."""
         return (
             self.user_id is None
             and self.grant_id is None
             and self.family_id is None
             and self.code_digest is None
             and self.auth_time is None
-            and self.grant_type != "developer"
             and all(t.expires_in is not None and t.not_after is None for t in self.tokens)
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -31,52 +32,13 @@ class TokenQueries(QueryGroup):
     __slots__ = ()
 
     async def issue(self, issues: Sequence[Issue]) -> None:
-        """Store the tokens of these issues, and audit each issue, in one statement."""
+        """Store the tokens of these issues, and audit each issue, in one statement: the lean
+        one when they are all a client's own (``Issue.clients_own``), which sends only the
+        arrays those fill."""
         if all(issue.clients_own for issue in issues):
-            await self._issue_clients_own(issues)
-            return
-        rows = [
-            TokenInsert(
-                digest=token.digest,
-                kind=token.kind,
-                client_id=issue.client_id,
-                user_id=issue.user_id,
-                grant_id=issue.grant_id,
-                family_id=issue.family_id,
-                code_digest=issue.code_digest,
-                scope=token.scope,
-                expires_in=None if token.expires_in is None else float(token.expires_in),
-                developer=issue.grant_type == "developer",
-                not_after=token.not_after,
-                auth_time=issue.auth_time,
-            )
-            for issue in issues
-            for token in issue.tokens
-        ]
-        events = [
-            AuditInsert(issue.client_id, issue.user_id, _issued_json(issue.grant_type))
-            for issue in issues
-        ]
-        await self._db.execute(
-            self._q["issue_tokens"],
-            *columns(rows, _TOKEN_FIELDS),
-            *columns(events, _AUDIT_FIELDS),
-        )
-        for issue in issues:
-            self._audited("token.issued", {"grant_type": issue.grant_type})
-
-    async def _issue_clients_own(self, issues: Sequence[Issue]) -> None:
-        """``issue`` for issues that are all ``Issue.clients_own``, through the statement that
-        sends only what they fill."""
-        rows = [_client_row(issue, token) for issue in issues for token in issue.tokens]
-        events = [
-            ClientAuditInsert(issue.client_id, _issued_json(issue.grant_type)) for issue in issues
-        ]
-        await self._db.execute(
-            self._q["issue_client_tokens"],
-            *columns(rows, _CLIENT_TOKEN_FIELDS),
-            *columns(events, _CLIENT_AUDIT_FIELDS),
-        )
+            await self._db.execute(self._q["issue_client_tokens"], *_client_arrays(issues))
+        else:
+            await self._db.execute(self._q["issue_tokens"], *_arrays(issues))
         for issue in issues:
             self._audited("token.issued", {"grant_type": issue.grant_type})
 
@@ -203,6 +165,42 @@ class CodeQueries(QueryGroup):
             await self._db.execute(self._q["delete_unredeemed_codes_of_user"], user_id)
         if client_id is not None:
             await self._db.execute(self._q["delete_unredeemed_codes_of_client"], client_id)
+
+
+def _arrays(issues: Sequence[Issue]) -> list[list[Any]]:
+    """``issue_tokens``'s arguments: its token arrays, then its audit arrays."""
+    rows = [
+        TokenInsert(
+            digest=token.digest,
+            kind=token.kind,
+            client_id=issue.client_id,
+            user_id=issue.user_id,
+            grant_id=issue.grant_id,
+            family_id=issue.family_id,
+            code_digest=issue.code_digest,
+            scope=token.scope,
+            expires_in=None if token.expires_in is None else float(token.expires_in),
+            developer=issue.grant_type == "developer",
+            not_after=token.not_after,
+            auth_time=issue.auth_time,
+        )
+        for issue in issues
+        for token in issue.tokens
+    ]
+    events = [
+        AuditInsert(issue.client_id, issue.user_id, _issued_json(issue.grant_type))
+        for issue in issues
+    ]
+    return [*columns(rows, _TOKEN_FIELDS), *columns(events, _AUDIT_FIELDS)]
+
+
+def _client_arrays(issues: Sequence[Issue]) -> list[list[Any]]:
+    """``issue_client_tokens``'s arguments, for issues that are all a client's own."""
+    rows = [_client_row(issue, token) for issue in issues for token in issue.tokens]
+    events = [
+        ClientAuditInsert(issue.client_id, _issued_json(issue.grant_type)) for issue in issues
+    ]
+    return [*columns(rows, _CLIENT_TOKEN_FIELDS), *columns(events, _CLIENT_AUDIT_FIELDS)]
 
 
 def _client_row(issue: Issue, token: IssuedToken) -> ClientTokenInsert:

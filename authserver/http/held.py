@@ -18,11 +18,11 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from authserver.answer import Answer
 
 
-class AnswersNow(Protocol):
+class HeldAnswers(Protocol):
     """What answers the requests a connection holds (authserver.http.oauth_posts.OAuthPosts)."""
 
     @property
-    def now_paths(self) -> frozenset[bytes]: ...
+    def held_paths(self) -> frozenset[bytes]: ...
 
     @property
     def max_body(self) -> int:

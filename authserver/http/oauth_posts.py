@@ -66,7 +66,7 @@ ROUTES = {
 }
 
 _INTROSPECT = ROUTES["/oauth2/introspect"]
-_NOW_PATHS = frozenset(path.encode() for path in ROUTES)
+_HELD_PATHS = frozenset(path.encode() for path in ROUTES)
 _FORM_BYTES = FORM.encode()
 # An introspection body with nothing to decode: what parse_form would make of it, directly.
 _PLAIN_INTROSPECTION = re.compile(
@@ -121,7 +121,7 @@ class OAuthPosts:
     ) -> None:
         """Answer a complete request the connection held (authserver.http.protocol) the full
         way, as ``__call__`` does, through ``write(answer, request id)``: the same path with
-        the body in hand, without uvicorn's cycle. Called for a POST to one of ``now_paths``
+        the body in hand, without uvicorn's cycle. Called for a POST to one of ``held_paths``
         that ``answer_now`` did not answer."""
 
         async def deliver(answer: Answer, raw_id: bytes) -> None:
@@ -158,7 +158,7 @@ class OAuthPosts:
         (authserver.oauth.memory) through ``write(answer, request id)``, at once: no task, no
         await. False, with nothing written, noted or counted, for any other: the ASGI app
         answers it. Called by the connection (authserver.http.protocol) once the body is in,
-        for a POST to one of ``now_paths`` with no query and at most ``max_body`` of body.
+        for a POST to one of ``held_paths`` with no query and at most ``max_body`` of body.
         """
         memory = self.memory
         if memory is None or scope["path"] != _INTROSPECT.path:
@@ -198,10 +198,10 @@ class OAuthPosts:
         self.observer.done(scope, rid, ROUTES[scope["path"]].path, CLIENT_CLOSED, since)
 
     @property
-    def now_paths(self) -> frozenset[bytes]:
+    def held_paths(self) -> frozenset[bytes]:
         """The raw paths whose requests the connection holds until their body is in, for
         ``answer_now`` and then ``answer_held``: every endpoint of this module."""
-        return _NOW_PATHS
+        return _HELD_PATHS
 
     @property
     def max_body(self) -> int:

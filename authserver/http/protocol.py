@@ -11,7 +11,7 @@ second or half a body holds a connection (and a file descriptor) for as long as 
   431 (RFC 6585 §5) and closed;
 and a listener holds at most ``max_connections`` at once: one more is answered 503 and closed.
 
-A plain kept-alive POST to an OAuth endpoint (``AnswersNow.now_paths``) is held back from
+A plain kept-alive POST to an OAuth endpoint (``HeldAnswers.held_paths``) is held back from
 uvicorn until its body is in, and answered here: from memory at once when memory settles it
 (an introspection of a cached token: bench/README.md, step 7), else the full way in a task of
 ours (step 11); either answer leaves in one write. uvicorn's cycle (its scope, task, two writes
@@ -39,7 +39,7 @@ from authserver.answer import Answer
 from authserver.http.held import (
     FAILED,
     Answering,
-    AnswersNow,
+    HeldAnswers,
     OneWrite,
     nothing,
     proxy_headers,
@@ -72,8 +72,8 @@ _FULL = _refusal(503, "Service Unavailable")
 class GuardedProtocol(HttpToolsProtocol):
     # Set on the subclass each listener gets (``guarded``).
     limits: ConnectionLimits
-    now: AnswersNow | None = None
-    now_paths: frozenset[bytes] = frozenset()
+    now: HeldAnswers | None = None
+    held_paths: frozenset[bytes] = frozenset()
     held_body = 0  # bytes: now.max_body
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -142,7 +142,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._refused:
             return
         self._arm(self.limits.body_timeout)
-        if self._may_answer_now():
+        if self._may_hold():
             self._held = bytearray()
             self._held_since = time.perf_counter()
             # What uvicorn would put in the scope now (it does again if the request is handed on).
@@ -210,13 +210,13 @@ class GuardedProtocol(HttpToolsProtocol):
             self._hand_on(bytes(self._held))
         super().shutdown()
 
-    def _may_answer_now(self) -> bool:
+    def _may_hold(self) -> bool:
         """Is this request one to hold and answer here once its body is in? Only a plain one:
         a path held, POST, HTTP/1.1 kept alive, no 100-continue, no request before it still in
         progress (pipelined requests are answered in order by uvicorn)."""
         parser = self.parser
         return (
-            self.url in self.now_paths
+            self.url in self.held_paths
             and not self.root_path  # the paths answered here are the paths as sent
             and parser.get_method() == b"POST"
             and parser.get_http_version() == "1.1"
@@ -368,9 +368,9 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def guarded(limits: ConnectionLimits, now: AnswersNow | None = None) -> type[GuardedProtocol]:
+def guarded(limits: ConnectionLimits, now: HeldAnswers | None = None) -> type[GuardedProtocol]:
     """The protocol class one listener runs, with its limits and what answers from memory."""
     answering: dict[str, Any] = {}
     if now is not None:
-        answering = {"now": now, "now_paths": now.now_paths, "held_body": now.max_body}
+        answering = {"now": now, "held_paths": now.held_paths, "held_body": now.max_body}
     return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits, **answering})
