@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
-from tests.live_server import live_server
 from tests.test_lifecycle import error_records
-from tests.test_memory_answers import Setup, bodies, connect, prepared, raw_exchange
+from tests.test_memory_answers import Setup, bodies, connect, prepared_server, raw_exchange
 
 # A request that ends the connection (so a raw exchange's read ends); it is not held.
 CLOSING = b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
@@ -30,11 +28,14 @@ SETTINGS = {"introspection_cache_entries": "0", "drain_delay": "0", "janitor_int
 
 @pytest.fixture
 async def setup(database_url: str, tmp_path: Path) -> AsyncIterator[Setup]:
-    async with (
-        live_server(database_url, tmp_path / "server.log", **SETTINGS) as server,
-        httpx.AsyncClient(timeout=5.0) as http,
-    ):
-        yield await prepared(server, http)
+    async with prepared_server(database_url, tmp_path, SETTINGS) as ready:
+        yield ready
+
+
+def waiting(**settings: str) -> dict[str, str]:
+    """SETTINGS, with statements that wait up to 10 s for a row another transaction holds (so
+    a test decides how long a token's insert waits), and ``settings`` on top."""
+    return {**SETTINGS, "db_lock_timeout": "10", "db_statement_timeout": "10", **settings}
 
 
 def token_request(
@@ -187,12 +188,8 @@ async def test_held_answer_at_shutdown_goes_out_then_the_connection_closes(
     """A held request still being answered when the server's own shutdown begins (its token's
     insert waits for a client row another transaction holds) gets its answer, with
     ``Connection: close``, and then the connection ends."""
-    waits = {**SETTINGS, "db_lock_timeout": "10", "db_statement_timeout": "10"}
-    async with (
-        live_server(database_url, tmp_path / "server.log", **waits) as server,
-        httpx.AsyncClient(timeout=10.0) as http,
-    ):
-        ready = await prepared(server, http)
+    async with prepared_server(database_url, tmp_path, waiting()) as ready:
+        server = ready.server
         reader, writer = await connect(server)
         try:
             async with client_row_held(database_url, ready.app["client_id"]):
@@ -224,13 +221,8 @@ async def test_request_begun_behind_a_held_one_outlives_the_keep_alive(setup: Se
 async def test_held_request_past_the_deadline_is_cut_off(database_url: str, tmp_path: Path) -> None:
     """A held request still waiting when the request timeout passes is answered 503 with
     Retry-After, as through the app (checklist R-09)."""
-    waits = {**SETTINGS, "request_timeout": "1", "db_lock_timeout": "10"}
-    waits["db_statement_timeout"] = "10"
-    async with (
-        live_server(database_url, tmp_path / "server.log", **waits) as server,
-        httpx.AsyncClient(timeout=10.0) as http,
-    ):
-        ready = await prepared(server, http)
+    async with prepared_server(database_url, tmp_path, waiting(request_timeout="1")) as ready:
+        server = ready.server
         async with client_row_held(database_url, ready.app["client_id"]):
             raw = await raw_exchange(server, token_request(ready.app, close=False) + CLOSING)
     assert raw.startswith(b"HTTP/1.1 503 ")
@@ -243,12 +235,8 @@ async def test_client_leaving_a_pending_answer_is_logged_once(
 ) -> None:
     """A client that leaves while its held request is being answered costs nothing more: the
     request gets its one access line, no error is logged, and the next client is served."""
-    waits = {**SETTINGS, "db_lock_timeout": "10", "db_statement_timeout": "10"}
-    async with (
-        live_server(database_url, tmp_path / "server.log", **waits) as server,
-        httpx.AsyncClient(timeout=10.0) as http,
-    ):
-        ready = await prepared(server, http)
+    async with prepared_server(database_url, tmp_path, waiting()) as ready:
+        server = ready.server
         async with client_row_held(database_url, ready.app["client_id"]):
             _, writer = await connect(server)
             writer.write(token_request(ready.app))
@@ -283,13 +271,8 @@ async def test_pipelined_answer_is_not_cut_off_by_a_head_behind_it(
     """A held request, a complete one queued behind it that takes longer than the head
     timeout, and the start of a third: the second is answered in full; only the third, never
     finished, gets 408."""
-    waits = {**SETTINGS, "header_timeout": "1", "db_lock_timeout": "10"}
-    waits["db_statement_timeout"] = "10"
-    async with (
-        live_server(database_url, tmp_path / "server.log", **waits) as server,
-        httpx.AsyncClient(timeout=10.0) as http,
-    ):
-        ready = await prepared(server, http)
+    async with prepared_server(database_url, tmp_path, waiting(header_timeout="1")) as ready:
+        server = ready.server
         reader, writer = await connect(server)
         try:
             async with client_row_held(database_url, ready.introspector["client_id"]):

@@ -9,6 +9,7 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +93,22 @@ def auth(client: dict[str, Any]) -> dict[str, str]:
     return basic(client["client_id"], client["client_secret"])
 
 
-@pytest.fixture
-async def setup(database_url: str, tmp_path: Path) -> AsyncIterator[Setup]:
+@asynccontextmanager
+async def prepared_server(
+    database_url: str, tmp_path: Path, settings: dict[str, str]
+) -> AsyncIterator[Setup]:
+    """A live server with ``settings``, its owner and two clients registered."""
     async with (
-        live_server(database_url, tmp_path / "server.log", **CACHED) as server,
-        httpx.AsyncClient(timeout=5.0) as http,
+        live_server(database_url, tmp_path / "server.log", **settings) as server,
+        httpx.AsyncClient(timeout=10.0) as http,
     ):
         yield await prepared(server, http)
+
+
+@pytest.fixture
+async def setup(database_url: str, tmp_path: Path) -> AsyncIterator[Setup]:
+    async with prepared_server(database_url, tmp_path, CACHED) as ready:
+        yield ready
 
 
 async def prepared(server: LiveServer, http: httpx.AsyncClient) -> Setup:

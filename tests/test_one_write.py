@@ -15,7 +15,7 @@ import pytest
 from authserver.http.held import OneWrite
 from tests.live_server import LiveServer, live_server
 
-Pair = tuple[asyncio.Transport, socket.socket]
+Pair = tuple[OneWrite, socket.socket]  # writing through it, and the other end
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ async def pair() -> AsyncIterator[Pair]:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
     try:
-        yield transport, theirs
+        yield OneWrite(transport), theirs
     finally:
         transport.close()
         theirs.close()
@@ -42,8 +42,7 @@ async def received(peer: socket.socket) -> bytes:
 
 async def test_head_waits_for_the_body(pair: Pair) -> None:
     """The head is not sent alone; it leaves with the first part of the body."""
-    transport, peer = pair
-    one = OneWrite(transport)
+    one, peer = pair
     one.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
     assert await received(peer) == b""
     one.write(b"{}")
@@ -52,8 +51,7 @@ async def test_head_waits_for_the_body(pair: Pair) -> None:
 
 async def test_later_parts_pass_at_once(pair: Pair) -> None:
     """After the first body part, each write goes out as it comes (a streamed body)."""
-    transport, peer = pair
-    one = OneWrite(transport)
+    one, peer = pair
     one.write(b"head;")
     one.write(b"one;")
     assert await received(peer) == b"head;one;"
@@ -63,8 +61,7 @@ async def test_later_parts_pass_at_once(pair: Pair) -> None:
 
 async def test_close_sends_a_held_head(pair: Pair) -> None:
     """A response cut short after its head (the app failed) still sends the head."""
-    transport, peer = pair
-    one = OneWrite(transport)
+    one, peer = pair
     one.write(b"HTTP/1.1 200 OK\r\n\r\n")
     one.close()
     assert await received(peer) == b"HTTP/1.1 200 OK\r\n\r\n"
