@@ -14,12 +14,14 @@ import asyncpg
 import httpx
 import pytest
 
+from authserver.db.store import Store
 from authserver.security.tokens import token_digest
 from tests.token_support import (
     FORM,
     code_params,
     post_token,
     public_app,
+    refresh,
     stored_token,
     web_auth,
     web_code,
@@ -117,3 +119,59 @@ async def test_refresh_racing_revocation_leaves_nothing_alive(
             row["family_id"],
         )
         assert alive == 0
+
+
+async def lock_waits(db: asyncpg.Connection, conn: asyncpg.Connection) -> None:
+    """Return once ``conn``'s backend waits for a lock another transaction holds."""
+    pid = conn.get_server_pid()
+    for _ in range(500):
+        waiting = await db.fetchval(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the revocation never waited for the presented token")
+
+
+async def test_family_revocation_locks_the_presented_token_first(
+    racing: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    database_url: str,
+    web_client: Client,
+    alice: Client,
+) -> None:
+    """R-04: a family's revocation waits on its presented refresh token holding no other row."""
+    first = await web_tokens(racing, db, web_client, alice)
+    rotated = await refresh(racing, web_client, first["refresh_token"])
+    assert rotated.status_code == 200, rotated.text
+    presented = token_digest(rotated.json()["refresh_token"])  # the family's newest row
+    row = await stored_token(db, first["refresh_token"])
+    assert row is not None
+    family = row["family_id"]
+    holder = await asyncpg.connect(database_url)
+    revoker = await asyncpg.connect(database_url)
+    try:
+        async with holder.transaction():
+            # What a racing revocation of that token holds while it revokes the family.
+            await holder.execute("SELECT FROM tokens WHERE digest = $1 FOR UPDATE", presented)
+            revoking = asyncio.create_task(Store(revoker).tokens.revoke_family(family, presented))
+            await lock_waits(db, revoker)
+            async with db.transaction():
+                others = await db.fetch(
+                    """SELECT digest FROM tokens WHERE family_id = $1 AND digest <> $2
+                       FOR UPDATE NOWAIT""",
+                    family,
+                    presented,
+                )
+            assert len(others) == 3
+        await revoking
+    finally:
+        await holder.close()
+        await revoker.close()
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM tokens WHERE family_id = $1 AND revoked_at IS NULL", family
+        )
+        == 0
+    )

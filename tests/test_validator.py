@@ -165,7 +165,7 @@ def test_reused_refresh_token_revokes_its_family() -> None:
     state = flow(token=row)
     assert not validate_refresh(state)
     assert row.family_id is not None
-    assert RevokeFamily(row.family_id) in state.intents
+    assert RevokeFamily(row.family_id, row.digest) in state.intents
 
 
 @pytest.mark.parametrize(

@@ -104,8 +104,9 @@ class TokenQueries(QueryGroup):
         """Rotate a refresh token out; False when it was already used or revoked."""
         return await self._db.fetchrow(self._q["claim_refresh_token"], digest) is not None
 
-    async def revoke_family(self, family_id: UUID) -> None:
-        await self._db.execute(self._q["revoke_family"], family_id)
+    async def revoke_family(self, family_id: UUID, presented: bytes) -> None:
+        """Revoke a family, locking the token whose use or revocation set this off first."""
+        await self._db.execute(self._q["revoke_family"], family_id, presented)
 
     async def revoke_code_families(self, code_digest: bytes) -> None:
         await self._db.execute(self._q["revoke_code_families"], code_digest)

@@ -172,7 +172,7 @@ class Applier:
             revoked = await tx.tokens.revoke(intent.digest, intent.client_id)
             if revoked is not None and revoked[0] == "refresh" and revoked[1] is not None:
                 # RFC 7009 §2.1: revoking a refresh token revokes the access tokens it begot.
-                await tx.tokens.revoke_family(revoked[1])
+                await tx.tokens.revoke_family(revoked[1], intent.digest)
         elif isinstance(intent, CountAuthFailure):
             pause = self._pause
             failure = ClientFailures(
@@ -273,7 +273,7 @@ async def _claim(tx: Store, intent: Intent, client_id: str | None) -> None:
     ):
         assert intent.family_id is not None  # refresh tokens always belong to a family
         raise _ClaimLost(
-            RevokeFamily(intent.family_id),
+            RevokeFamily(intent.family_id, intent.rotated_from),
             Audit("refresh.reuse_detected", client_id, intent.user_id),
         )
 
@@ -291,6 +291,6 @@ async def _after_lost_claim(tx: Store, lost: _ClaimLost) -> None:
 
 async def _revoke(tx: Store, intent: RevokeCodeFamilies | RevokeFamily) -> None:
     if isinstance(intent, RevokeFamily):
-        await tx.tokens.revoke_family(intent.family_id)
+        await tx.tokens.revoke_family(intent.family_id, intent.presented)
     else:
         await tx.tokens.revoke_code_families(intent.code_digest)

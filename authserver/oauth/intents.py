@@ -79,6 +79,7 @@ class RevokeFamily:
     """Refresh-token reuse: everything descended from that authorization dies."""
 
     family_id: UUID
+    presented: bytes  # digest of the refresh token whose reuse was seen: locked first
 
 
 @dataclass(frozen=True)

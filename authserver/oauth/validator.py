@@ -286,7 +286,7 @@ class Validator(ExchangeValidation, OpenIDValidation, RequestValidator):  # type
             return False
         if row.consumed and row.family_id is not None and not row.revoked:
             # A rotated-out token came back: someone holds a copy. Kill the whole family.
-            flow.record(RevokeFamily(row.family_id))
+            flow.record(RevokeFamily(row.family_id, row.digest))
             flow.record(Audit("refresh.reuse_detected", client.client_id, row.user_id))
             return False
         return row.active

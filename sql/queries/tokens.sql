@@ -58,15 +58,33 @@ WHERE digest = $1 AND kind = 'refresh' AND consumed_at IS NULL AND revoked_at IS
 RETURNING family_id;
 
 -- name: revoke_family
--- Revoke every token descended from one authorization (refresh reuse, code replay).
+-- Revoke every token descended from one authorization (refresh reuse, RFC 7009).
+-- Rows are locked in one order, the presented refresh token ($2) first: the revocation of a
+-- refresh token holds it while it revokes the family, and so do racing reuses of it, so they
+-- queue on it instead of each locking part of the family and deadlocking, which PostgreSQL
+-- breaks only after deadlock_timeout (a second each, long enough to reach lock_timeout).
+WITH doomed AS MATERIALIZED (
+    SELECT digest FROM tokens
+    WHERE family_id = $1 AND revoked_at IS NULL
+    ORDER BY digest <> $2, digest
+    FOR UPDATE
+)
 UPDATE tokens SET revoked_at = now()
-WHERE family_id = $1 AND revoked_at IS NULL;
+FROM doomed WHERE tokens.digest = doomed.digest;
 
 -- name: revoke_code_families
--- Revoke what a replayed code issued, and everything refreshed from it since.
+-- Revoke what a replayed code issued, and everything refreshed from it since; rows locked in
+-- one order, as above.
+WITH doomed AS MATERIALIZED (
+    SELECT digest FROM tokens
+    WHERE family_id IN (
+        SELECT family_id FROM tokens WHERE code_digest = $1 AND family_id IS NOT NULL
+    ) AND revoked_at IS NULL
+    ORDER BY digest
+    FOR UPDATE
+)
 UPDATE tokens SET revoked_at = now()
-WHERE family_id IN (SELECT family_id FROM tokens WHERE code_digest = $1 AND family_id IS NOT NULL)
-  AND revoked_at IS NULL;
+FROM doomed WHERE tokens.digest = doomed.digest;
 
 -- name: revoke_token
 -- Revoke one token of one client (RFC 7009 §2.1: a client revokes only its own tokens).
