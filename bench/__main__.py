@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         "--slices", type=int, help="2-second slices per side of each paired run (default 5)"
     )
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per side (default 3)")
-    parser.add_argument("--connections", type=int, help="concurrent connections (default 16)")
+    parser.add_argument("--connections", type=int, help="wrk's concurrent connections (default 32)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a budget is missed")
     parser.add_argument(
         "--no-peers",

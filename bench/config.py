@@ -36,7 +36,12 @@ class Profile:
     slices: int  # per side
     slice_seconds: int = 2  # wrk takes whole seconds
     threads: int = 2
-    connections: int = 16
+    # wrk's connections, always busy (a closed loop). 32 is the load issue 15 measured its
+    # peers' baselines at (wrk -c32); at 16 a server that batches its writes shows less of it.
+    connections: int = 32
+    # The flows' generator (bench/flows.py) is one Python process: at 32 workers it spent a
+    # whole core on itself and sent fewer flows than at 16 (143 against 189 flows/s).
+    flow_workers: int = 16
     valid_tokens: int = 5_000  # real access tokens: the hot set introspection picks from
     refresh_tokens: int = 200_000  # single-use; far more than one run can rotate
     flow_sessions: int = 64  # signed-in browser sessions for the authorization-code flow

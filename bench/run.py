@@ -347,7 +347,7 @@ class Bench:
             base_url=f"http://127.0.0.1:{auth.port}",
             warmup=0.0,
             duration=p.slice_seconds,
-            workers=p.connections,
+            workers=p.flow_workers,
             client_id=seeded.flow_client.client_id,
             client_secret=seeded.flow_client.secret,
             redirect_uri=FLOW_REDIRECT_URI,
