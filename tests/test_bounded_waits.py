@@ -21,7 +21,7 @@ from authserver.db.client_cache import ClientCache
 from authserver.db.store import Store
 from authserver.services import create_apps
 from tests.conftest import ADMIN_TOKEN, ALICE_PASSWORD, server_environ
-from tests.token_support import post_token, web_auth
+from tests.token_support import post_token, web_auth, web_tokens
 
 Client = dict[str, Any]
 ISSUER = "https://auth.example.test"
@@ -98,6 +98,55 @@ async def test_admin_change_does_not_hold_token_requests(
         )
     assert response.status_code == 200
     assert seconds < 1.0
+
+
+async def waiting_for_a_lock(db: asyncpg.Connection) -> None:
+    """Return once a backend other than ``db``'s waits for a lock."""
+    for _ in range(500):
+        if await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1",
+            db.get_server_pid(),
+        ):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("nothing waited for a lock")
+
+
+async def test_deadlock_victim_is_a_503_not_a_500(
+    database_url: str, db: asyncpg.Connection, web_client: Client, alice: Client
+) -> None:
+    """An admin change PostgreSQL aborts to break a deadlock answers 503 with Retry-After (it
+    wrote nothing and may be sent again), not 500."""
+    async with server(database_url, db_lock_timeout="10") as s:
+        await web_tokens(s.public, db, web_client, alice)
+        first, second = [
+            row["digest"]
+            for row in await db.fetch(
+                "SELECT digest FROM tokens WHERE user_id = $1 ORDER BY ctid", alice["user_id"]
+            )
+        ]
+        async with db.transaction():
+            # The password change revokes the user's tokens in this order: it locks the first,
+            # then waits for the second, held here; taking the first then closes the cycle.
+            await db.execute("SELECT FROM tokens WHERE digest = $1 FOR UPDATE", second)
+            change = asyncio.create_task(
+                s.admin.put(
+                    f"/users/{alice['user_id']}",
+                    json={"login": alice["login"], "password": "a new password 42"},
+                )
+            )
+            await waiting_for_a_lock(db)
+            await db.execute("SELECT FROM tokens WHERE digest = $1 FOR UPDATE", first)
+            response = await change
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM tokens WHERE user_id = $1 AND revoked_at IS NULL",
+            alice["user_id"],
+        )
+        == 2
+    )
 
 
 # R-12: the pool taken by slow requests

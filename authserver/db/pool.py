@@ -17,8 +17,10 @@ log = logging.getLogger("authserver")
 CONNECT_TIMEOUT = 5  # seconds for one connection attempt at start-up
 
 # What asyncpg raises while PostgreSQL is away, restarting, overloaded, frozen (a statement or
-# a wait for a lock or a connection timed out) or read-only (a replica after a failover): a
-# clean 503 with Retry-After, so load balancers and clients retry, never a 500.
+# a wait for a lock or a connection timed out) or read-only (a replica after a failover), or
+# when it rolled a transaction back to break a deadlock or a serialization conflict (nothing
+# was written; sent again, the request may pass): a clean 503 with Retry-After, so load
+# balancers and clients retry, never a 500.
 DATABASE_DOWN: tuple[type[Exception], ...] = (
     OSError,
     TimeoutError,
@@ -30,6 +32,8 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.exceptions.LockNotAvailableError,
     asyncpg.exceptions.ReadOnlySQLTransactionError,
     asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
 )
 
 # asyncpg's client-side errors that are InterfaceErrors but no outage: an argument a query
