@@ -135,6 +135,60 @@ async def test_connection_answered_before_its_body_ends_still_idles_out(
     assert closed is not None
 
 
+HALF_A_BODY = (
+    b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\n"
+    b"Content-Length: 100\r\n\r\ngrant_type="
+)
+
+
+async def test_body_timeout_shorter_than_the_head_timeout_holds(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A body timeout shorter than the head timeout cuts a slow body off at its own time,
+    not at the head timeout's."""
+    async with limited_server(
+        database_url, tmp_path, header_timeout="10", body_timeout="1"
+    ) as server:
+        reader, writer = await connect(port_of(server.public_url))
+        try:
+            started = time.monotonic()
+            writer.write(HALF_A_BODY)
+            await writer.drain()
+            closed = await closed_by_server(reader, within=5.0)
+            took = time.monotonic() - started
+        finally:
+            writer.close()
+    assert closed is not None
+    assert closed.startswith(b"HTTP/1.1 408")
+    assert 0.8 < took < 3.0
+
+
+async def test_head_timeout_counts_from_the_next_requests_first_byte(
+    database_url: str, tmp_path: Path
+) -> None:
+    """On a kept-alive connection the head timeout of a next request runs from its first
+    byte: a head begun 1.5 s after the connection opened is cut off 2 s later, not sooner,
+    and not never."""
+    async with limited_server(database_url, tmp_path) as server:
+        reader, writer = await connect(port_of(server.public_url))
+        try:
+            started = time.monotonic()
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            await asyncio.sleep(1.5 - (time.monotonic() - started))
+            writer.write(b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+            await writer.drain()
+            rest = await closed_by_server(reader, within=6.0)
+            took = time.monotonic() - started
+        finally:
+            writer.close()
+    assert rest is not None
+    assert b"HTTP/1.1 408" in rest
+    assert 3.3 < took < 5.0
+
+
 # R-19: oversized heads
 
 

@@ -284,3 +284,17 @@ async def test_pipelined_answer_is_not_cut_off_by_a_head_behind_it(
         finally:
             writer.close()
     assert re.findall(rb"HTTP/1\.1 (\d{3}) ", raw) == [b"200", b"200", b"408"]
+
+
+async def test_held_answers_carry_the_current_date(setup: Setup) -> None:
+    """The Date header of a held answer is uvicorn's of the moment, not the one of the first
+    answer its status had."""
+    dates = []
+    for _ in range(2):
+        raw = await raw_exchange(setup.server, token_request(setup.app) + CLOSING)
+        assert raw.startswith(b"HTTP/1.1 200 OK")
+        date = re.search(rb"\r\ndate: ([^\r]+)\r\n", raw)
+        assert date is not None
+        dates.append(date.group(1))
+        await asyncio.sleep(1.2)  # uvicorn renews its date once a second
+    assert dates[0] != dates[1]

@@ -64,6 +64,20 @@ def _refusal(status: int, reason: str) -> bytes:
     ).encode("ascii")
 
 
+# Per status: uvicorn's default headers (a new list each second, for the date) and the status
+# line with them, as bytes: every answer written here begins with these.
+_STARTS: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+
+
+def _status_and_defaults(status: int, defaults: list[tuple[bytes, bytes]]) -> bytes:
+    known = _STARTS.get(status)
+    if known is not None and known[0] is defaults:
+        return known[1]
+    start = b"".join([STATUS_LINE[status], *(b"%s: %s\r\n" % pair for pair in defaults)])
+    _STARTS[status] = (defaults, start)
+    return start
+
+
 _TIMEOUT = _refusal(408, "Request Timeout")
 _TOO_LARGE = _refusal(431, "Request Header Fields Too Large")
 _FULL = _refusal(503, "Service Unavailable")
@@ -78,7 +92,11 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+        # The time (the loop's clock) by which the client must have sent what it owes, or None;
+        # ``_timer`` wakes up no later than that to check it (see ``_arm``).
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._head_bytes = 0
         self._head_count = 0
         self._refused = False
@@ -98,6 +116,9 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()  # nothing to wake for, and the protocol is not kept alive
+            self._timer = None
         if self._held is not None and self.now is not None:
             self.now.left(self._asgi_scope(), self._held_since)  # noted as the full path does
             self._held = None
@@ -284,8 +305,8 @@ class GuardedProtocol(HttpToolsProtocol):
         """The whole response in one write, as uvicorn would have sent it in two; then what
         uvicorn does after a response (keep-alive timer, next pipelined request)."""
         keep_alive = answering is None or answering.keep_alive
-        parts = [STATUS_LINE[answer.status]]
-        for name, value in (*self.server_state.default_headers, *answer.headers):
+        parts = [_status_and_defaults(answer.status, self.server_state.default_headers)]
+        for name, value in answer.headers:
             parts += (name, b": ", value, b"\r\n")
         if request_id is not None:
             parts += (b"x-request-id: ", request_id, b"\r\n")
@@ -348,13 +369,33 @@ class GuardedProtocol(HttpToolsProtocol):
         return False
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._refuse, _TIMEOUT)
+        # Every request moves the deadline twice (head, then body) and clears it once; a
+        # timer made and cancelled each time cost more than the rest of the connection's
+        # bookkeeping. The deadline is a number instead, and one timer per connection wakes at
+        # the earliest deadline it may have to enforce: there it refuses, or sleeps again
+        # until the deadline as it is by then.
+        deadline = self.loop.time() + seconds
+        self._deadline = deadline
+        timer = self._timer
+        if timer is None or self._timer_at > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._wake)
+            self._timer_at = deadline
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = None  # the timer, if any, wakes to nothing
+
+    def _wake(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self.loop.time() >= deadline:
+            self._refuse(_TIMEOUT)
+        else:
+            self._timer = self.loop.call_at(deadline, self._wake)
+            self._timer_at = deadline
 
     def _refuse(self, answer: bytes) -> None:
         self._disarm()
