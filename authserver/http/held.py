@@ -1,7 +1,7 @@
 """Requests a connection holds back from uvicorn until their body is in, to answer them itself
 (authserver.http.protocol): what answers them, what stands in for uvicorn's cycle meanwhile,
 and what their answers share with uvicorn's (the client's address behind a trusted proxy, a
-failure's 500, a response in one write).
+failure's 500, a response in one write, its status line and default headers as bytes).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Protocol
 from starlette.types import Scope
 from uvicorn.config import Config
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from authserver.answer import Answer
 
@@ -101,6 +102,21 @@ class OneWrite:
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
+
+
+# Per status: uvicorn's default headers (a new list each second, for the date) and the status
+# line with them, as bytes: every answer written here begins with these.
+_STARTS: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+
+
+def status_and_defaults(status: int, defaults: list[tuple[bytes, bytes]]) -> bytes:
+    """The status line of ``status`` and uvicorn's default headers, as one answer begins."""
+    known = _STARTS.get(status)
+    if known is not None and known[0] is defaults:
+        return known[1]
+    start = b"".join([STATUS_LINE[status], *(b"%s: %s\r\n" % pair for pair in defaults)])
+    _STARTS[status] = (defaults, start)
+    return start
 
 
 @functools.cache

@@ -30,7 +30,6 @@ from typing import Any
 
 from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import (
-    STATUS_LINE,
     HttpToolsProtocol,
     RequestResponseCycle,
 )
@@ -43,7 +42,9 @@ from authserver.http.held import (
     OneWrite,
     nothing,
     proxy_headers,
+    status_and_defaults,
 )
+from authserver.http.timeouts import ClientTimeout
 
 log = logging.getLogger("authserver")
 
@@ -64,20 +65,6 @@ def _refusal(status: int, reason: str) -> bytes:
     ).encode("ascii")
 
 
-# Per status: uvicorn's default headers (a new list each second, for the date) and the status
-# line with them, as bytes: every answer written here begins with these.
-_STARTS: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
-
-
-def _status_and_defaults(status: int, defaults: list[tuple[bytes, bytes]]) -> bytes:
-    known = _STARTS.get(status)
-    if known is not None and known[0] is defaults:
-        return known[1]
-    start = b"".join([STATUS_LINE[status], *(b"%s: %s\r\n" % pair for pair in defaults)])
-    _STARTS[status] = (defaults, start)
-    return start
-
-
 _TIMEOUT = _refusal(408, "Request Timeout")
 _TOO_LARGE = _refusal(431, "Request Header Fields Too Large")
 _FULL = _refusal(503, "Service Unavailable")
@@ -92,11 +79,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The time (the loop's clock) by which the client must have sent what it owes, or None;
-        # ``_timer`` wakes up no later than that to check it (see ``_arm``).
-        self._deadline: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timeout = ClientTimeout(self.loop, self._timed_out)
         self._head_bytes = 0
         self._head_count = 0
         self._refused = False
@@ -112,13 +95,10 @@ class GuardedProtocol(HttpToolsProtocol):
             transport.close()
             return
         super().connection_made(transport)
-        self._arm(self.limits.header_timeout)
+        self._timeout.arm(self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        if self._timer is not None:
-            self._timer.cancel()  # nothing to wake for, and the protocol is not kept alive
-            self._timer = None
+        self._timeout.close()
         if self._held is not None and self.now is not None:
             self.now.left(self._asgi_scope(), self._held_since)  # noted as the full path does
             self._held = None
@@ -129,10 +109,10 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+        if not self._timeout.armed and (self.cycle is None or self.cycle.response_complete):
             # The first bytes of a next request on a kept-alive connection: its head must
             # follow within the limit too.
-            self._arm(self.limits.header_timeout)
+            self._timeout.arm(self.limits.header_timeout)
         super().data_received(data)
 
     def on_message_begin(self) -> None:
@@ -143,8 +123,10 @@ class GuardedProtocol(HttpToolsProtocol):
         # in the same read: no keep-alive timer may run under it (uvicorn's own answers end
         # later, in their task), and its head has the usual time to arrive.
         self._unset_keepalive_if_required()
-        if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
-            self._arm(self.limits.header_timeout)  # as data_received does for a next request
+        if not self._timeout.armed and (self.cycle is None or self.cycle.response_complete):
+            self._timeout.arm(
+                self.limits.header_timeout
+            )  # as data_received does for a next request
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -162,7 +144,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_pending = False
         if self._refused:
             return
-        self._arm(self.limits.body_timeout)
+        self._timeout.arm(self.limits.body_timeout)
         if self._may_hold():
             self._held = bytearray()
             self._held_since = time.perf_counter()
@@ -188,7 +170,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._refused:
             return
-        self._disarm()  # the request is in: what the app takes is not the client's doing
+        self._timeout.disarm()  # the request is in: what the app takes is not the client's doing
         if self._held is not None:
             body = bytes(self._held)
             self._held = None
@@ -222,8 +204,8 @@ class GuardedProtocol(HttpToolsProtocol):
             # heads). The head timer bounds it instead. Not while a pipelined request just
             # started is answered: its answer comes first, and this runs again after it.
             self._unset_keepalive_if_required()
-            if self._deadline is None:
-                self._arm(self.limits.header_timeout)
+            if not self._timeout.armed:
+                self._timeout.arm(self.limits.header_timeout)
 
     def shutdown(self) -> None:
         if self._held is not None:
@@ -305,7 +287,7 @@ class GuardedProtocol(HttpToolsProtocol):
         """The whole response in one write, as uvicorn would have sent it in two; then what
         uvicorn does after a response (keep-alive timer, next pipelined request)."""
         keep_alive = answering is None or answering.keep_alive
-        parts = [_status_and_defaults(answer.status, self.server_state.default_headers)]
+        parts = [status_and_defaults(answer.status, self.server_state.default_headers)]
         for name, value in answer.headers:
             parts += (name, b": ", value, b"\r\n")
         if request_id is not None:
@@ -368,37 +350,11 @@ class GuardedProtocol(HttpToolsProtocol):
             return True
         return False
 
-    def _arm(self, seconds: float) -> None:
-        # Every request moves the deadline twice (head, then body) and clears it once; a
-        # timer made and cancelled each time cost more than the rest of the connection's
-        # bookkeeping. The deadline is a number instead, and one timer per connection wakes at
-        # the earliest deadline it may have to enforce: there it refuses, or sleeps again
-        # until the deadline as it is by then.
-        deadline = self.loop.time() + seconds
-        self._deadline = deadline
-        timer = self._timer
-        if timer is None or self._timer_at > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(deadline, self._wake)
-            self._timer_at = deadline
-
-    def _disarm(self) -> None:
-        self._deadline = None  # the timer, if any, wakes to nothing
-
-    def _wake(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None:
-            return
-        if self.loop.time() >= deadline:
-            self._refuse(_TIMEOUT)
-        else:
-            self._timer = self.loop.call_at(deadline, self._wake)
-            self._timer_at = deadline
+    def _timed_out(self) -> None:
+        self._refuse(_TIMEOUT)
 
     def _refuse(self, answer: bytes) -> None:
-        self._disarm()
+        self._timeout.disarm()
         if self._refused or self.transport is None or self.transport.is_closing():
             return
         self._refused = True
