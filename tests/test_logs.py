@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -106,6 +107,17 @@ async def test_access_lines_are_written_soon_in_one_write(stream: Recorded) -> N
     await asyncio.sleep(logs._batch.delay * 3)
     assert stream.flushes == 1
     assert [line["status"] for line in _lines(stream)] == [200, 401, 200]
+
+
+async def test_waiting_line_keeps_the_time_of_its_request(stream: Recorded) -> None:
+    """A line written out with its batch carries the time it was logged, not the batch's."""
+    logged = time.time()
+    AccessLog("public").write("rid", "POST", "/oauth2/introspect", 200, 0.001, None)
+    assert logs._batch is not None
+    await asyncio.sleep(logs._batch.delay * 3)
+    (line,) = _lines(stream)
+    stamped = datetime.fromisoformat(str(line["timestamp"])).timestamp()
+    assert logged - 0.001 <= stamped < logged + logs._batch.delay / 2
 
 
 async def test_other_lines_keep_their_place(stream: Recorded) -> None:
