@@ -4,11 +4,14 @@ One registry per process, owned by the shared resources (not the module-global d
 tests that build several apps do not collide. With several worker processes (``authserver
 serve --workers N``) every value lives in prometheus-client's multiprocess files, in a
 directory the supervisor makes for the run, and /metrics adds up all workers' files: one view,
-whichever worker answers.
+whichever worker answers. A request is counted up to ``DELAY`` seconds after its answer,
+together with the others of that moment; a worker's /metrics counts its own first, so only
+another worker's latest requests may be that late on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +22,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+# Seconds a request's counts wait to be counted with others' (see Metrics.request_done).
+DELAY = 0.05
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -137,6 +142,9 @@ class Metrics:
             "authserver_janitor_deleted_rows", "Rows the janitor deleted", ["table"], registry=r
         )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._done: list[tuple[str, str, int, float]] = []  # requests not counted yet
+        self._introspected_now = {True: 0, False: 0}
+        self._counting = False  # a count is scheduled
         self._introspected = {
             True: self.introspections.labels("active"),
             False: self.introspections.labels("inactive"),
@@ -165,22 +173,49 @@ class Metrics:
             )
 
     def request_done(self, listener: str, route: str, status: int, seconds: float) -> None:
-        """Count one request; the labelled children are looked up once, not per request."""
-        key = (listener, route, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.requests.labels(listener, route, str(status)),
-                self.latency.labels(listener, route),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
-        if self._worker_requests is not None:
-            self._worker_requests.inc()
+        """Count one request: noted now, counted with the others of the next ``DELAY``
+        seconds. Counting a few hundred in one go costs far less than one at a time between
+        requests (bench/README.md, step 14); this process's /metrics counts them first."""
+        self._done.append((listener, route, status, seconds))
+        if len(self._done) == 1:
+            self._count_later()
 
     def introspected(self, active: bool) -> None:
-        self._introspected[active].inc()
+        self._introspected_now[active] += 1
+        self._count_later()
+
+    def _count_later(self) -> None:
+        if self._counting:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test, a command): now
+            self.count()
+            return
+        self._counting = True
+        loop.call_later(DELAY, self.count)
+
+    def count(self) -> None:
+        """Count what was noted; the labelled children are looked up once, not per request."""
+        self._counting = False
+        done, self._done = self._done, []
+        for listener, route, status, seconds in done:
+            key = (listener, route, status)
+            children = self._children.get(key)
+            if children is None:
+                children = (
+                    self.requests.labels(listener, route, str(status)),
+                    self.latency.labels(listener, route),
+                )
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(seconds)
+        if done and self._worker_requests is not None:
+            self._worker_requests.inc(len(done))
+        for active, times in self._introspected_now.items():
+            if times:
+                self._introspected[active].inc(times)
+                self._introspected_now[active] = 0
 
     def guessed(self, endpoint: str, reason: str) -> None:
         self.guesses.labels(endpoint, reason).inc()
@@ -264,6 +299,7 @@ class Metrics:
         self.janitor_deleted.labels(table).inc(rows)
 
     def exposition(self) -> bytes:
+        self.count()
         if self._multiprocess_dir is None:
             return generate_latest(self.registry)
         registry = CollectorRegistry()

@@ -21,6 +21,7 @@ from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 
 from authserver.config import Settings
+from authserver.metrics import DELAY, Metrics
 from authserver.security.tokens import TokenKind
 from authserver.services import create_apps
 from tests.authorize_support import ISSUER, login_form, query, submit_login
@@ -110,6 +111,23 @@ async def client_credentials(apps: Apps, client: dict[str, Any]) -> str:
 
 
 # the exposition
+
+
+async def test_requests_are_counted_within_the_delay() -> None:
+    """A request noted while the loop runs is counted by itself within DELAY, scraped or not;
+    the introspection counts with it."""
+    metrics = Metrics()
+    metrics.request_done("public", "/oauth2/introspect", 200, 0.002)
+    metrics.introspected(True)
+    labels = {"listener": "public", "route": "/oauth2/introspect", "status": "200"}
+    total = "authserver_http_requests_total"
+    assert metrics.registry.get_sample_value(total, labels) is None
+    await asyncio.sleep(DELAY * 3)
+    assert metrics.registry.get_sample_value(total, labels) == 1
+    active = metrics.registry.get_sample_value(
+        "authserver_introspections_total", {"result": "active"}
+    )
+    assert active == 1
 
 
 async def test_metrics_lists_every_series(apps: Apps) -> None:

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from authserver.config import Settings
 from authserver.cpus import available_cpus
 from authserver.errors import ConfigError
+from authserver.metrics import DELAY
 from authserver.oidc.keys import ALGORITHMS
 from tests.conftest import ADMIN_TOKEN, register_client, server_environ
 from tests.live_server import LiveServer, free_port, live_server
@@ -141,6 +142,8 @@ async def test_metrics_add_up_across_workers(database_url: str, tmp_path: Path) 
         key = (("listener", "public"), ("route", "/healthz"), ("status", "200"))
         first = (await samples(server, "authserver_http_requests_total"))[key]
         await healthz_burst(server, 30)
+        # A worker counts its requests up to DELAY after answering them (authserver.metrics).
+        await asyncio.sleep(DELAY + 0.2)
         for _ in range(4):  # four scrapes: whichever worker answers, the same sum
             totals = await samples(server, "authserver_http_requests_total")
             assert totals[key] == first + 30
