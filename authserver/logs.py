@@ -6,7 +6,6 @@ secrets, codes, passwords or cookies (a test greps a whole run's logs for them).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -15,6 +14,8 @@ import time
 import traceback
 from contextvars import ContextVar
 from typing import TextIO
+
+from authserver.periodic import Soon
 
 request_id: ContextVar[str | None] = ContextVar("authserver_request_id", default=None)
 
@@ -91,18 +92,14 @@ class _Batch:
         self.delay = delay
         self.limit = limit
         self._lines: list[_Waiting] = []
-        # The loop a drain is scheduled on; a loop closed before it ran no longer counts.
-        self._drain_on: asyncio.AbstractEventLoop | None = None
+        self._soon = Soon(self.drain, delay)
 
     def add(self, line: _Waiting) -> None:
         self._lines.append(line)
         if len(self._lines) >= self.limit:
             self.drain()
-            return
-        loop = asyncio.get_running_loop()
-        if self._drain_on is not loop:
-            self._drain_on = loop
-            loop.call_later(self.delay, self._scheduled)
+        else:
+            self._soon.ask()
 
     def drain(self) -> None:
         lines, self._lines = self._lines, []  # one swap: no line is written twice or lost
@@ -111,10 +108,6 @@ class _Batch:
             with contextlib.suppress(OSError, ValueError):  # a closed or broken stdout
                 self.stream.write(text)
                 self.stream.flush()
-
-    def _scheduled(self) -> None:
-        self._drain_on = None
-        self.drain()
 
 
 class _Handler(logging.StreamHandler[TextIO]):

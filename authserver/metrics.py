@@ -11,7 +11,6 @@ another worker's latest requests may be that late on it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +20,8 @@ from prometheus_client import values as prometheus_values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+
+from authserver.periodic import Soon
 
 # Seconds a request's counts wait to be counted with others' (see Metrics.request_done).
 DELAY = 0.05
@@ -144,7 +145,7 @@ class Metrics:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._done: list[tuple[str, str, int, float]] = []  # requests not counted yet
         self._introspected_now = {True: 0, False: 0}
-        self._counting = False  # a count is scheduled
+        self._soon = Soon(self.count, DELAY)
         self._introspected = {
             True: self.introspections.labels("active"),
             False: self.introspections.labels("inactive"),
@@ -174,30 +175,16 @@ class Metrics:
 
     def request_done(self, listener: str, route: str, status: int, seconds: float) -> None:
         """Count one request: noted now, counted with the others of the next ``DELAY``
-        seconds. Counting a few hundred in one go costs far less than one at a time between
-        requests (bench/README.md, step 14); this process's /metrics counts them first."""
+        seconds (authserver.periodic.Soon); this process's /metrics counts them first."""
         self._done.append((listener, route, status, seconds))
-        if len(self._done) == 1:
-            self._count_later()
+        self._soon.ask()
 
     def introspected(self, active: bool) -> None:
         self._introspected_now[active] += 1
-        self._count_later()
-
-    def _count_later(self) -> None:
-        if self._counting:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a test, a command): now
-            self.count()
-            return
-        self._counting = True
-        loop.call_later(DELAY, self.count)
+        self._soon.ask()
 
     def count(self) -> None:
         """Count what was noted; the labelled children are looked up once, not per request."""
-        self._counting = False
         done, self._done = self._done, []
         for listener, route, status, seconds in done:
             key = (listener, route, status)
