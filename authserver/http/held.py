@@ -1,7 +1,7 @@
 """Requests a connection holds back from uvicorn until their body is in, to answer them itself
 (authserver.http.protocol): what answers them, what stands in for uvicorn's cycle meanwhile,
 and what their answers share with uvicorn's (the client's address behind a trusted proxy, a
-failure's 500, a response in one write, its status line and default headers as bytes).
+failure's 500, a response in one write, how an answer begins).
 """
 
 from __future__ import annotations
@@ -104,19 +104,23 @@ class OneWrite:
         return self._transport.is_closing()
 
 
-# Per status: uvicorn's default headers (a new list each second, for the date) and the status
-# line with them, as bytes: every answer written here begins with these.
-_STARTS: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+class AnswerStarts:
+    """The status line and uvicorn's default headers, as bytes, as each answer written outside
+    uvicorn's cycle begins: kept per status for one listener, and made again when uvicorn
+    renews its list of default headers (each second, for the date)."""
 
+    __slots__ = ("_known",)
 
-def status_and_defaults(status: int, defaults: list[tuple[bytes, bytes]]) -> bytes:
-    """The status line of ``status`` and uvicorn's default headers, as one answer begins."""
-    known = _STARTS.get(status)
-    if known is not None and known[0] is defaults:
-        return known[1]
-    start = b"".join([STATUS_LINE[status], *(b"%s: %s\r\n" % pair for pair in defaults)])
-    _STARTS[status] = (defaults, start)
-    return start
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+
+    def __call__(self, status: int, defaults: list[tuple[bytes, bytes]]) -> bytes:
+        known = self._known.get(status)
+        if known is not None and known[0] is defaults:
+            return known[1]
+        start = b"".join([STATUS_LINE[status], *(b"%s: %s\r\n" % pair for pair in defaults)])
+        self._known[status] = (defaults, start)
+        return start
 
 
 @functools.cache

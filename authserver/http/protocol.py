@@ -38,11 +38,11 @@ from authserver.answer import Answer
 from authserver.http.held import (
     FAILED,
     Answering,
+    AnswerStarts,
     HeldAnswers,
     OneWrite,
     nothing,
     proxy_headers,
-    status_and_defaults,
 )
 from authserver.http.timeouts import ClientTimeout
 
@@ -76,6 +76,7 @@ class GuardedProtocol(HttpToolsProtocol):
     now: HeldAnswers | None = None
     held_paths: frozenset[bytes] = frozenset()
     held_body = 0  # bytes: now.max_body
+    starts: AnswerStarts  # how each answer written here begins, per listener
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -287,7 +288,7 @@ class GuardedProtocol(HttpToolsProtocol):
         """The whole response in one write, as uvicorn would have sent it in two; then what
         uvicorn does after a response (keep-alive timer, next pipelined request)."""
         keep_alive = answering is None or answering.keep_alive
-        parts = [status_and_defaults(answer.status, self.server_state.default_headers)]
+        parts = [self.starts(answer.status, self.server_state.default_headers)]
         for name, value in answer.headers:
             parts += (name, b": ", value, b"\r\n")
         if request_id is not None:
@@ -369,5 +370,10 @@ def guarded(limits: ConnectionLimits, now: HeldAnswers | None = None) -> type[Gu
     """The protocol class one listener runs, with its limits and what answers from memory."""
     answering: dict[str, Any] = {}
     if now is not None:
-        answering = {"now": now, "held_paths": now.held_paths, "held_body": now.max_body}
+        answering = {
+            "now": now,
+            "held_paths": now.held_paths,
+            "held_body": now.max_body,
+            "starts": AnswerStarts(),
+        }
     return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits, **answering})
