@@ -110,10 +110,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if not self._timeout.armed and (self.cycle is None or self.cycle.response_complete):
-            # The first bytes of a next request on a kept-alive connection: its head must
-            # follow within the limit too.
-            self._timeout.arm(self.limits.header_timeout)
+        self._time_next_head()
         super().data_received(data)
 
     def on_message_begin(self) -> None:
@@ -124,10 +121,7 @@ class GuardedProtocol(HttpToolsProtocol):
         # in the same read: no keep-alive timer may run under it (uvicorn's own answers end
         # later, in their task), and its head has the usual time to arrive.
         self._unset_keepalive_if_required()
-        if not self._timeout.armed and (self.cycle is None or self.cycle.response_complete):
-            self._timeout.arm(
-                self.limits.header_timeout
-            )  # as data_received does for a next request
+        self._time_next_head()
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -350,6 +344,12 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refuse(_TOO_LARGE)
             return True
         return False
+
+    def _time_next_head(self) -> None:
+        """The first bytes of a next request on a kept-alive connection, with nothing timed
+        and no answer in progress: its head must follow within the limit too."""
+        if not self._timeout.armed and (self.cycle is None or self.cycle.response_complete):
+            self._timeout.arm(self.limits.header_timeout)
 
     def _timed_out(self) -> None:
         self._refuse(_TIMEOUT)
