@@ -259,6 +259,18 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
+async def waiting_for_a_lock(db: asyncpg.Connection) -> None:
+    """Return once a backend other than ``db``'s waits for a lock another transaction holds."""
+    for _ in range(500):
+        if await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1",
+            db.get_server_pid(),
+        ):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("nothing waited for a lock")
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings.from_env(server_environ(database_url))

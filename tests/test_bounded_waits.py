@@ -20,7 +20,7 @@ from authserver.config import Settings
 from authserver.db.client_cache import ClientCache
 from authserver.db.store import Store
 from authserver.services import create_apps
-from tests.conftest import ADMIN_TOKEN, ALICE_PASSWORD, server_environ
+from tests.conftest import ADMIN_TOKEN, ALICE_PASSWORD, server_environ, waiting_for_a_lock
 from tests.token_support import post_token, web_auth, web_tokens
 
 Client = dict[str, Any]
@@ -98,18 +98,6 @@ async def test_admin_change_does_not_hold_token_requests(
         )
     assert response.status_code == 200
     assert seconds < 1.0
-
-
-async def waiting_for_a_lock(db: asyncpg.Connection) -> None:
-    """Return once a backend other than ``db``'s waits for a lock."""
-    for _ in range(500):
-        if await db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1",
-            db.get_server_pid(),
-        ):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("nothing waited for a lock")
 
 
 async def test_deadlock_victim_is_a_503_not_a_500(

@@ -16,6 +16,7 @@ import pytest
 
 from authserver.db.store import Store
 from authserver.security.tokens import token_digest
+from tests.conftest import waiting_for_a_lock
 from tests.token_support import (
     FORM,
     code_params,
@@ -121,19 +122,6 @@ async def test_refresh_racing_revocation_leaves_nothing_alive(
         assert alive == 0
 
 
-async def lock_waits(db: asyncpg.Connection, conn: asyncpg.Connection) -> None:
-    """Return once ``conn``'s backend waits for a lock another transaction holds."""
-    pid = conn.get_server_pid()
-    for _ in range(500):
-        waiting = await db.fetchval(
-            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the revocation never waited for the presented token")
-
-
 async def test_family_revocation_locks_the_presented_token_first(
     racing: httpx.AsyncClient,
     db: asyncpg.Connection,
@@ -156,7 +144,7 @@ async def test_family_revocation_locks_the_presented_token_first(
             # What a racing revocation of that token holds while it revokes the family.
             await holder.execute("SELECT FROM tokens WHERE digest = $1 FOR UPDATE", presented)
             revoking = asyncio.create_task(Store(revoker).tokens.revoke_family(family, presented))
-            await lock_waits(db, revoker)
+            await waiting_for_a_lock(db)
             async with db.transaction():
                 others = await db.fetch(
                     """SELECT digest FROM tokens WHERE family_id = $1 AND digest <> $2
