@@ -222,3 +222,46 @@ async def test_a_clients_own_token_is_stored_as_by_the_general_statement(
         "SELECT kind, client_id, user_id, detail FROM audit_events ORDER BY event_id"
     )
     assert [dict(event) for event in events][-2:] == [dict(events[-1])] * 2
+
+
+class HeldSends:
+    """A send that records each batch and holds the first until released."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, calls: list[int]) -> list[int]:
+        self.batches.append(calls)
+        if len(self.batches) == 1:
+            await self.release.wait()
+        return [call * 10 for call in calls]
+
+
+async def test_calls_made_while_a_batch_is_out_go_together_when_it_is_back() -> None:
+    """Calls made in several turns while a batch is out wait for it, then go as one batch."""
+    sends = HeldSends()
+    batched: Batches[int, int] = Batches(sends, stall=60)
+    first = asyncio.create_task(batched(1))
+    await asyncio.sleep(0.001)
+    later = []
+    for call in (2, 3, 4):
+        later.append(asyncio.create_task(batched(call)))
+        await asyncio.sleep(0.001)
+    assert sends.batches == [[1]]
+    sends.release.set()
+    assert await asyncio.gather(first, *later) == [10, 20, 30, 40]
+    assert sends.batches == [[1], [2, 3, 4]]
+
+
+async def test_a_stalled_batch_does_not_hold_the_next_past_the_stall() -> None:
+    """A batch out longer than ``stall`` lets the next one go, and it is answered first."""
+    sends = HeldSends()
+    batched: Batches[int, int] = Batches(sends, stall=0.05)
+    first = asyncio.create_task(batched(1))
+    await asyncio.sleep(0.001)
+    second = await asyncio.wait_for(batched(2), timeout=1)
+    assert second == 20
+    assert not first.done()
+    sends.release.set()
+    assert await first == 10
