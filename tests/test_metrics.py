@@ -130,6 +130,19 @@ async def test_requests_are_counted_within_the_delay() -> None:
     assert active == 1
 
 
+async def test_issued_tokens_are_counted_within_the_delay() -> None:
+    """Issued tokens are counted by grant type within DELAY of their audit, scraped or not."""
+    metrics = Metrics()
+    for _ in range(3):
+        metrics.observe_audit("token.issued", {"grant_type": "client_credentials"})
+    metrics.observe_audit("token.issued", {"grant_type": "refresh_token"})
+    issued = "authserver_tokens_issued_total"
+    assert metrics.registry.get_sample_value(issued, {"grant_type": "client_credentials"}) is None
+    await asyncio.sleep(DELAY * 3)
+    assert metrics.registry.get_sample_value(issued, {"grant_type": "client_credentials"}) == 3
+    assert metrics.registry.get_sample_value(issued, {"grant_type": "refresh_token"}) == 1
+
+
 async def test_metrics_lists_every_series(apps: Apps) -> None:
     """GET /metrics declares every series with its type, in Prometheus text format."""
     response = await apps.admin.get("/metrics")
