@@ -14,7 +14,7 @@ from authserver.oauth.responses import OAUTHLIB_JSON_HEADERS, oauth_response
 from authserver.security.tokens import TokenCodec, TokenKind, token_digest
 
 INACTIVE: dict[str, Any] = {"active": False}
-_quote = json.encoder.encode_basestring_ascii  # what json.dumps quotes strings with
+json_string = json.encoder.encode_basestring_ascii  # a str as json.dumps writes it
 
 # Finds a token's row by its digest (batched with the lookups made at the same time).
 Lookup = Callable[[bytes], Awaitable[TokenRow | None]]
@@ -83,7 +83,7 @@ class ActiveAnswers:
     from memory. tests/test_bridge.py compares it with oauthlib's, byte for byte."""
 
     def __init__(self, issuer: str) -> None:
-        self._issued_by = f', "iss": {_quote(issuer)}'
+        self._issued_by = f', "iss": {json_string(issuer)}'
 
     def of_row(self, row: TokenRow) -> Answer:
         expires = None if row.expires_at is None else row.expires_at.timestamp()
@@ -112,19 +112,19 @@ class ActiveAnswers:
         """The answer from the token's fields (times in epoch seconds)."""
         parts = [
             '{"active": true, "scope": ',
-            _quote(scope),
+            json_string(scope),
             ', "client_id": ',
-            _quote(client_id),
+            json_string(client_id),
             f', "token_type": "Bearer", "iat": {int(created)}',
             self._issued_by,
         ]
         if expires is not None:
             parts.append(f', "exp": {int(expires)}')
         if user_id is not None:
-            parts += (', "sub": ', _quote(user_id), ', "username": ')
-            parts.append("null" if username is None else _quote(username))
+            parts += (', "sub": ', json_string(user_id), ', "username": ')
+            parts.append("null" if username is None else json_string(username))
         if audience is not None:
-            parts += (', "aud": ', _quote(audience))
+            parts += (', "aud": ', json_string(audience))
         if actors:
             parts += (', "act": ', json.dumps(actor_claim(actors)))
         body = "".join((*parts, "}")).encode()
