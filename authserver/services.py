@@ -25,6 +25,7 @@ from authserver.clients import ClientRules, Clients
 from authserver.config import Settings
 from authserver.db.batches import Batches
 from authserver.db.client_cache import ClientCache
+from authserver.db.kept import KEEP_FROM, KeptConnection
 from authserver.db.migrate import migrate
 from authserver.db.pool import create_pool
 from authserver.db.rows import Issue
@@ -111,6 +112,9 @@ async def open_services(
     of several worker processes, whose metrics are added up from the files there."""
     pool = await create_pool(settings)
     tasks: list[asyncio.Task[None]] = []
+    # The batch senders (token lookups, issues) keep a connection while they send one batch
+    # after another, where the pool has room for that beside everything else.
+    kept = [KeptConnection(pool) for _ in range(2)] if pool.get_max_size() >= KEEP_FROM else []
     try:
         if settings.migrate_on_start:
             async with pool.acquire() as conn:
@@ -142,7 +146,8 @@ async def open_services(
             tasks.append(
                 asyncio.create_task(janitor.run_forever(store, settings, metrics.observe_janitor))
             )
-        services = _build(settings, store, metrics, client_cache, token_cache, clock)
+        senders = [store.kept(sender) for sender in kept] or [store, store]
+        services = _build(settings, store, senders, metrics, client_cache, token_cache, clock)
         await services.signing_keys.start(make=background)
         if background:
             tasks.append(asyncio.create_task(services.legacy_tokens.follow()))
@@ -153,12 +158,15 @@ async def open_services(
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+        for sender in kept:
+            await sender.close()
         await pool.close()
 
 
 def _build(
     settings: Settings,
     store: Store,
+    senders: list[Store],  # for the lookups' and the issues' batches
     metrics: Metrics,
     client_cache: ClientCache,
     token_cache: TokenCache,
@@ -168,7 +176,7 @@ def _build(
     codec = TokenCodec(keyring)
     secrets = SecretHasher(keyring)
     passwords = Passwords(settings.argon2, max_wait=settings.argon2_max_wait)
-    lookups: Batches[bytes, TokenRow | None] = Batches(store.tokens.by_digests)
+    lookups: Batches[bytes, TokenRow | None] = Batches(senders[0].tokens.by_digests)
     legacy_lookups = Batches(store.tokens.legacy_by_digests)
     legacy = LegacyTokens(
         legacy_lookups,
@@ -176,7 +184,7 @@ def _build(
         introspect=token_cache.cached(legacy_lookups, legacy=True),
     )
     introspect_lookup = token_cache.cached(lookups)
-    issues: Batches[Issue, None] = Batches(store.tokens.issue_each)
+    issues: Batches[Issue, None] = Batches(senders[1].tokens.issue_each)
     sign_in = SignInPolicy(
         store,
         passwords,

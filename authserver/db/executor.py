@@ -1,4 +1,5 @@
-"""What every group of queries runs on: the pool, or one connection inside a transaction."""
+"""What every group of queries runs on: the pool, one connection inside a transaction, or a
+batch sender's kept connection (authserver.db.kept)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import Any, NamedTuple
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from authserver.db.kept import KeptConnection
 from authserver.db.queries import Queries
 
 Connection = asyncpg.Connection | PoolConnectionProxy
-Executor = asyncpg.Pool | Connection
+Executor = asyncpg.Pool | Connection | KeptConnection
 # Told of every audit event the store writes, with its detail (the metrics count them there).
 AuditObserver = Callable[[str, Mapping[str, Any]], None]
 

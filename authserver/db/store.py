@@ -17,6 +17,7 @@ from authserver.db.audit import AuditQueries
 from authserver.db.clients import ClientQueries
 from authserver.db.device_codes import DeviceCodeQueries
 from authserver.db.executor import AuditObserver, Connection, Executor, QueryGroup
+from authserver.db.kept import KeptConnection
 from authserver.db.keys import SigningKeyQueries
 from authserver.db.maintenance import MaintenanceQueries
 from authserver.db.phraseanet import PhraseanetQueries
@@ -77,6 +78,10 @@ class Store:
     def _bound(self, conn: Connection) -> Store:
         return Store(conn, self._q, self._on_audit)
 
+    def kept(self, conn: KeptConnection) -> Store:
+        """The same queries through a batch sender's kept connection (authserver.db.kept)."""
+        return Store(conn, self._q, self._on_audit)
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Store]:
         """A Store on one pooled connection, for work that needs its session (advisory locks).
@@ -99,6 +104,8 @@ class Store:
         if isinstance(self._db, asyncpg.Pool):
             async with self._db.acquire() as conn, conn.transaction():
                 yield self._bound(conn)
+        elif isinstance(self._db, KeptConnection):
+            raise TypeError("a kept connection sends single statements only")
         else:
             async with self._db.transaction():
                 yield self
